@@ -1,0 +1,155 @@
+"""The daemon's service tree: the listening port, the registry and its timers, the sinks.
+
+``S2Proxy`` holds the parts every resource needs (hub, validator, registry, settings) and is the
+MultiService that twistd starts. It is built from a plain settings dict, so tests make one
+without going through the command line.
+"""
+
+import time
+
+from twisted.application import internet, service
+from twisted.internet import defer, endpoints
+
+from s2proxy import logs
+from s2proxy.events import Hub
+from s2proxy.logsink import LogSink
+from s2proxy.registry import Registry
+from s2proxy.websocket import DeviceServerFactory
+
+_log = logs.make_logger("s2proxy.service")
+
+DEFAULTS = {
+    "port": "tcp:8001",
+    "schemas": None,
+    "validate": True,
+    "strict": False,
+    "checker_options": {},
+    "max_kept_messages": 1000,
+    "max_kept_bytes": 4 * 1024 * 1024,
+    "mirror_close": False,
+    "max_message_size": 1024 * 1024,
+    "max_frame_size": 1024 * 1024,
+    "auto_ping_interval": 50.0,
+    "auto_ping_timeout": 20.0,
+    "open_handshake_timeout": 10.0,
+    "max_connections": 10000,
+    "websocket_protocol_options": {},
+    "allowed_origins": ["*"],
+    # -- issue 4 settings --
+    # -- issue 5 settings --
+}
+
+
+def websocket_options(settings):
+    """The Autobahn protocol options, each set on purpose (see README, 'Limits')."""
+    opts = {
+        "maxMessagePayloadSize": settings["max_message_size"],
+        "maxFramePayloadSize": settings["max_frame_size"],
+        "autoPingInterval": settings["auto_ping_interval"],
+        "autoPingTimeout": settings["auto_ping_timeout"],
+        "openHandshakeTimeout": settings["open_handshake_timeout"],
+        "closeHandshakeTimeout": 5,
+        "utf8validateIncoming": True,
+        "failByDrop": False,
+        "webStatus": False,
+        # S2 peers should offer permessage-deflate; Autobahn caps the inflated size at
+        # maxMessagePayloadSize, so a compressed bomb is refused with 1009.
+        "perMessageCompressionAccept": _accept_deflate,
+    }
+    opts.update(settings["websocket_protocol_options"])
+    return opts
+
+
+def _accept_deflate(offers):
+    from autobahn.websocket.compress import PerMessageDeflateOffer, PerMessageDeflateOfferAccept
+    for offer in offers:
+        if isinstance(offer, PerMessageDeflateOffer):
+            return PerMessageDeflateOfferAccept(offer)
+    return None
+
+
+class ListeningService(service.Service):
+    """Listen on a Twisted server endpoint; ``port`` is the IListeningPort once started."""
+
+    def __init__(self, endpoint, factory):
+        self.endpoint = endpoint
+        self.factory = factory
+        self.port = None
+
+    def startService(self):
+        service.Service.startService(self)
+        d = self.endpoint.listen(self.factory)
+
+        def listening(port):
+            self.port = port
+            return port
+        d.addCallback(listening)
+        self._listening = d
+        return d
+
+    def stopService(self):
+        service.Service.stopService(self)
+        if self.port is not None:
+            port, self.port = self.port, None
+            return defer.maybeDeferred(port.stopListening)
+
+
+class S2Proxy(service.MultiService):
+    """The whole daemon."""
+
+    def __init__(self, settings, reactor):
+        service.MultiService.__init__(self)
+        self.settings = dict(DEFAULTS)
+        self.settings.update(settings)
+        settings = self.settings
+        self.reactor = reactor
+        self.started = time.time()
+        self.hub = Hub()
+        self.validator = None
+        checker_factory = None
+        if settings["validate"]:
+            from s2proxy.validation import Validator
+            self.validator = Validator(settings["schemas"])
+            checker_factory = self._checker_factory()
+        self.registry = Registry(
+            self.hub, self.validator, checker_factory, clock=reactor,
+            max_kept_messages=settings["max_kept_messages"],
+            max_kept_bytes=settings["max_kept_bytes"],
+            mirror_close=settings["mirror_close"],
+        )
+        self.hub.subscribe(LogSink())
+        self.device_factory = DeviceServerFactory(
+            self.registry, max_connections=settings["max_connections"], authorize=None)
+        self.device_factory.setProtocolOptions(**websocket_options(settings))
+        # -- issue 4 wiring (store, feeds, metrics) --
+        # -- issue 5 wiring (connectors, TLS, device auth) --
+        from s2proxy.web import build_site
+        self.site = build_site(self)
+        endpoint = settings["port"]
+        if isinstance(endpoint, str):
+            endpoint = endpoints.serverFromString(reactor, endpoint)
+        self.listener = ListeningService(endpoint, self.site)
+        self.listener.setServiceParent(self)
+        ticker = internet.TimerService(1.0, self.registry.tick)
+        ticker.clock = reactor
+        ticker.setServiceParent(self)
+
+    def _checker_factory(self):
+        try:
+            from s2proxy.checker import Checker, CheckerConfig
+        except ImportError:
+            _log.warn("the stateful checker is not available; only format rules are checked")
+            return None
+        options = dict(self.settings["checker_options"])
+        options["strict"] = self.settings["strict"]
+
+        def on_error(rule, exc):
+            _log.error("checker rule {rule} raised {exc!r}; the conversation goes on", rule=rule, exc=exc)
+        options.setdefault("on_error", on_error)
+        config = CheckerConfig(**options)
+        return lambda: Checker(config)
+
+    @property
+    def port(self):
+        """The listening port's number (useful with port 0)."""
+        return self.listener.port.getHost().port if self.listener.port else None

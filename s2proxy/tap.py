@@ -1,0 +1,176 @@
+"""``twistd s2analyzer``: command-line options and the service they build.
+
+Imported by twistd only when the s2analyzer plugin is chosen, so ``twistd --help`` stays cheap.
+Every bad value stops start-up with a message that names the flag.
+"""
+
+import json
+import os
+
+from twisted.python import usage
+
+from s2proxy import logs
+
+MIB = 1024 * 1024
+
+
+def _positive_int(name):
+    def parse(value):
+        try:
+            number = int(value)
+        except ValueError:
+            raise usage.UsageError("--%s: %r is not an integer" % (name, value))
+        if number < 0:
+            raise usage.UsageError("--%s: must not be negative, got %d" % (name, number))
+        return number
+    return parse
+
+
+def _seconds(name):
+    def parse(value):
+        try:
+            number = float(value)
+        except ValueError:
+            raise usage.UsageError("--%s: %r is not a number of seconds" % (name, value))
+        if number < 0:
+            raise usage.UsageError("--%s: must not be negative, got %s" % (name, value))
+        return number
+    return parse
+
+
+def endpoint_string(value):
+    """A bare port number means all interfaces over TCP, as in s2-analyzer."""
+    value = value.strip()
+    if value.isdigit():
+        return "tcp:%s" % value
+    return value
+
+
+class Options(usage.Options):
+    synopsis = "[options]"
+    longdesc = (
+        "s2proxy: an analysing proxy for S2 (EN 50491-12-2). RMs connect to "
+        "ws://HOST:PORT/backend/rm/{rm_id}/cem/{cem_id}/ws and CEMs to "
+        "ws://HOST:PORT/backend/cem/{cem_id}/rm/{rm_id}/ws; every message is forwarded unchanged "
+        "and checked against the S2 JSON schemas and the conversation rules. The environment "
+        "variable LOG_LEVEL (DEBUG, INFO, WARNING, ERROR) sets the log level."
+    )
+
+    optFlags = [
+        ["no-validate", None, "Forward only: skip format and stateful checks (for benchmarks)."],
+        ["strict", None, "Strict mode: warnings that S2-PROTOCOL.md section 8 marks as strict-mode errors become errors."],
+        ["mirror-close", None, "When one side disconnects, close the other side too (default: it stays connected)."],
+        # -- issue 4 flags --
+        # -- issue 5 flags --
+    ]
+
+    optParameters = [
+        ["port", "p", "tcp:8001", "Port number or Twisted server endpoint string "
+                                  "(tcp:8001:interface=127.0.0.1, ssl:8443:privateKey=key.pem:certKey=cert.pem, "
+                                  "systemd:domain=INET:index=0).", endpoint_string],
+        ["schemas", None, None, "Folder s2-json-schema/ of an s2-ws-json checkout (default: the copy shipped with s2proxy)."],
+        ["max-kept-messages", None, 1000, "Messages kept per direction while the peer is absent.", _positive_int("max-kept-messages")],
+        ["max-kept-bytes", None, 4 * MIB, "Bytes kept per direction while the peer is absent.", _positive_int("max-kept-bytes")],
+        ["max-message-size", None, MIB, "Largest WebSocket message in bytes, after decompression (larger: close 1009).", _positive_int("max-message-size")],
+        ["max-frame-size", None, MIB, "Largest WebSocket frame payload in bytes (larger: close 1009).", _positive_int("max-frame-size")],
+        ["auto-ping-interval", None, 50.0, "Seconds between WebSocket pings to each device (S2: not more often than every 50 s; 0 = off).", _seconds("auto-ping-interval")],
+        ["auto-ping-timeout", None, 20.0, "Seconds to wait for a pong before dropping the connection.", _seconds("auto-ping-timeout")],
+        ["open-handshake-timeout", None, 10.0, "Seconds a client has to complete the WebSocket opening handshake.", _seconds("open-handshake-timeout")],
+        ["max-connections", None, 10000, "Most device connections at once (0 = no limit); more are refused with 503.", _positive_int("max-connections")],
+        ["log-level", None, None, "Log level (DEBUG, INFO, WARNING, ERROR); default: $LOG_LEVEL or INFO."],
+        # -- issue 4 parameters --
+        # -- issue 5 parameters --
+    ]
+
+    def __init__(self):
+        usage.Options.__init__(self)
+        self["websocket-protocol-option"] = {}
+        self["checker-option"] = {}
+
+    def opt_s2_json_schemas_dir(self, value):
+        """Same as --schemas (the flag of flexiblepower/s2-analyzer)."""
+        self["schemas"] = value
+
+    def opt_websocket_protocol_option(self, arg):
+        """KEY=JSON: set any Autobahn WebSocket protocol option (repeatable), e.g. autoPingInterval=30."""
+        key, sep, value = arg.partition("=")
+        if not sep or not key:
+            raise usage.UsageError("--websocket-protocol-option: expected KEY=JSON, got %r" % arg)
+        try:
+            self["websocket-protocol-option"][key] = json.loads(value)
+        except ValueError as e:
+            raise usage.UsageError("--websocket-protocol-option %s: value is not JSON (%s)" % (key, e))
+
+    def opt_checker_option(self, arg):
+        """NAME=SECONDS: set a checker duration (t_rs, t_rs_max, t_close, t_status, t_switch, t_meas, t_skew) (repeatable)."""
+        key, sep, value = arg.partition("=")
+        try:
+            self["checker-option"][key.strip()] = float(value)
+        except ValueError:
+            raise usage.UsageError("--checker-option: expected NAME=SECONDS, got %r" % arg)
+        if not sep:
+            raise usage.UsageError("--checker-option: expected NAME=SECONDS, got %r" % arg)
+
+    def postOptions(self):
+        level = self["log-level"] or logs.level_from_environment()
+        try:
+            logs.parse_level(level)
+        except ValueError as e:
+            raise usage.UsageError(("--log-level: %s" if self["log-level"] else "LOG_LEVEL: %s") % e)
+        self["log-level"] = level
+        if self["schemas"] is not None:
+            self["schemas"] = os.path.abspath(os.path.expanduser(self["schemas"]))
+        if not self["no-validate"]:
+            from s2proxy.schemas import SchemaDirError, find_schema_dir
+            try:
+                find_schema_dir(self["schemas"])
+            except SchemaDirError as e:
+                raise usage.UsageError(str(e))
+        self._check_checker_options()
+        self._check_port()
+        # -- issue 4 checks --
+        # -- issue 5 checks --
+
+    def _check_checker_options(self):
+        known = ("t_rs", "t_rs_max", "t_close", "t_status", "t_switch", "t_meas", "t_skew")
+        for key in self["checker-option"]:
+            if key not in known:
+                raise usage.UsageError("--checker-option: unknown duration %r (known: %s)" % (key, ", ".join(known)))
+
+    def _check_port(self):
+        from twisted.internet import endpoints, reactor
+        try:
+            endpoints.serverFromString(reactor, self["port"])
+        except Exception as e:
+            raise usage.UsageError("--port %s: %s" % (self["port"], e))
+
+
+def settings_from_options(config):
+    """Translate parsed options into the settings dict that S2Proxy takes."""
+    return {
+        "port": config["port"],
+        "schemas": config["schemas"],
+        "validate": not config["no-validate"],
+        "strict": bool(config["strict"]),
+        "checker_options": dict(config["checker-option"]),
+        "max_kept_messages": config["max-kept-messages"],
+        "max_kept_bytes": config["max-kept-bytes"],
+        "mirror_close": bool(config["mirror-close"]),
+        "max_message_size": config["max-message-size"],
+        "max_frame_size": config["max-frame-size"],
+        "auto_ping_interval": config["auto-ping-interval"],
+        "auto_ping_timeout": config["auto-ping-timeout"],
+        "open_handshake_timeout": config["open-handshake-timeout"],
+        "max_connections": config["max-connections"],
+        "websocket_protocol_options": dict(config["websocket-protocol-option"]),
+        # -- issue 4 settings --
+        # -- issue 5 settings --
+    }
+
+
+def makeService(config, reactor=None):
+    if reactor is None:
+        from twisted.internet import reactor
+    logs.set_level(config["log-level"])
+    from s2proxy.service import S2Proxy
+    return S2Proxy(settings_from_options(config), reactor)
