@@ -1,0 +1,293 @@
+"""Finding the S2 JSON schema set and compiling it, once per process, into one validator per message type.
+
+The schema set is the ``s2-json-schema`` folder of an s2-ws-json checkout: ``messages/*.schema.json``
+(one per message type) and ``schemas/*.schema.json`` (components). Every file carries an absolute
+``$id`` under raw.githubusercontent.com and refers to the others with relative ``$ref``s; all of them
+are resolved from the local files, never fetched (a proxy must not depend on GitHub being reachable,
+and a schema set must not be able to make it send requests).
+
+Compiling is the expensive part (fastjsonschema generates Python source and the interpreter compiles
+it), so it happens once per folder per process: every Validator over the same folder shares one
+:class:`SchemaSet`.
+"""
+
+import json
+import os
+import re
+import threading
+import time
+from urllib.parse import urldefrag, urljoin
+
+import fastjsonschema
+
+# The flag named in every error message; tap.py and the CLIs both accept it.
+SCHEMA_FLAG = "--schemas"
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+class SchemaDirError(Exception):
+    """No usable schema folder. The text names the flag that fixes it (--schemas DIR)."""
+
+
+# --- finding the folder ---------------------------------------------------------------------------
+
+
+def _candidates():
+    # Installed: setup.py copies messages/ and schemas/ into the package at build time.
+    yield os.path.join(_PACKAGE_DIR, "_schemas")
+    # Development: the s2-ws-json submodule next to the package in a checkout.
+    yield os.path.join(os.path.dirname(_PACKAGE_DIR), "s2-ws-json", "s2-json-schema")
+
+
+def _message_files(directory):
+    try:
+        names = os.listdir(os.path.join(directory, "messages"))
+    except OSError:
+        return []
+    return sorted(n for n in names if n.endswith(".schema.json"))
+
+
+def _usable(directory):
+    return bool(_message_files(directory)) and os.path.isdir(os.path.join(directory, "schemas"))
+
+
+def find_schema_dir(explicit=None):
+    """Return the absolute path of the schema folder (the one holding messages/ and schemas/).
+
+    ``explicit`` (the --schemas flag) wins and is never silently replaced by another folder; it may
+    also name the root of an s2-ws-json checkout. Without it: the package data, then the checkout.
+    """
+    if explicit:
+        directory = os.path.abspath(os.path.expanduser(explicit))
+        if not os.path.isdir(directory):
+            raise SchemaDirError(
+                "{} {}: no such directory (expected the s2-json-schema folder of an s2-ws-json "
+                "checkout, holding messages/ and schemas/)".format(SCHEMA_FLAG, explicit))
+        if _usable(directory):
+            return directory
+        nested = os.path.join(directory, "s2-json-schema")
+        if _usable(nested):
+            return nested
+        raise SchemaDirError(
+            "{} {}: no S2 JSON schemas there (expected messages/*.schema.json and schemas/; point "
+            "{} at the s2-json-schema folder of an s2-ws-json checkout)".format(
+                SCHEMA_FLAG, explicit, SCHEMA_FLAG))
+    tried = []
+    for directory in _candidates():
+        if _usable(directory):
+            return directory
+        tried.append(directory)
+    raise SchemaDirError(
+        "no S2 JSON schemas found (looked in {}); pass {} DIR pointing at the s2-json-schema folder "
+        "of an s2-ws-json checkout, or run `make submodule` in the checkout".format(
+            " and ".join(tried), SCHEMA_FLAG))
+
+
+# --- date-time ------------------------------------------------------------------------------------
+
+# RFC 3339 section 5.6 exactly (S2-PROTOCOL.md 1.7): [0-9] rather than \d (which takes any Unicode
+# digit), fullmatch rather than $ (which also matches before a trailing newline).
+_DATE_TIME = re.compile(
+    r"([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt]([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.[0-9]+)?"
+    r"(?:[Zz]|([+-])([0-9]{2}):([0-9]{2}))")
+_DAYS = (31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+
+
+def is_rfc3339_date_time(value):
+    """True when ``value`` is an RFC 3339 date-time (format assertion for ``format: date-time``)."""
+    if not isinstance(value, str):
+        return True  # formats only constrain strings; "type" catches the rest
+    m = _DATE_TIME.fullmatch(value)
+    if m is None:
+        return False
+    year, month, day, hour, minute, second = (int(g) for g in m.group(1, 2, 3, 4, 5, 6))
+    if not 1 <= month <= 12 or day < 1:
+        return False
+    leap = year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
+    if day > (29 if month == 2 and leap else _DAYS[month - 1]):
+        return False
+    if hour > 23 or minute > 59 or second > 60:
+        return False
+    sign = m.group(7)
+    if sign is not None:
+        off_h, off_m = int(m.group(8)), int(m.group(9))
+        if off_h > 23 or off_m > 59:
+            return False
+    if second == 60:
+        # A leap second is inserted at the end of a UTC day: local time must be 23:59 UTC.
+        minutes = hour * 60 + minute
+        if sign is not None:
+            offset = off_h * 60 + off_m
+            minutes = (minutes - offset if sign == "+" else minutes + offset) % 1440
+        if minutes != 23 * 60 + 59:
+            return False
+    return True
+
+
+FORMATS = {"date-time": is_rfc3339_date_time}
+
+
+# --- loading and compiling ------------------------------------------------------------------------
+
+
+class SchemaSet:
+    """The compiled schema set of one folder (shared by every Validator over that folder).
+
+    ``validators[message_type](obj)`` raises fastjsonschema.JsonSchemaValueException on the first
+    violation and never modifies ``obj`` (compiled with use_default=False).
+    ``id_plans[message_type]`` is the tree of the ID-typed fields, see :func:`_id_plan`.
+    """
+
+    def __init__(self, directory, validators, id_plans, compile_seconds, files):
+        self.directory = directory
+        self.validators = validators
+        self.id_plans = id_plans
+        self.message_types = sorted(validators)
+        self.compile_seconds = compile_seconds
+        self.files = files
+
+
+def _load_json(path):
+    try:
+        with open(path, "rb") as f:
+            return json.loads(f.read().decode("utf-8"))
+    except (OSError, ValueError) as e:
+        raise SchemaDirError("cannot read schema file {}: {} (check {} DIR)".format(path, e, SCHEMA_FLAG))
+
+
+def _load(directory):
+    """All schema files of the folder: ({$id: schema}, {message_type: message schema})."""
+    store, messages = {}, {}
+    count = 0
+    for sub in ("messages", "schemas"):
+        folder = os.path.join(directory, sub)
+        for name in sorted(os.listdir(folder)):
+            if not name.endswith(".json"):
+                continue
+            path = os.path.join(folder, name)
+            schema = _load_json(path)
+            count += 1
+            if not isinstance(schema, dict) or not isinstance(schema.get("$id"), str):
+                raise SchemaDirError("schema file {} has no $id (check {} DIR)".format(path, SCHEMA_FLAG))
+            store[urldefrag(schema["$id"])[0]] = schema
+            if sub == "messages":
+                const = schema.get("properties", {}).get("message_type", {}).get("const")
+                if not isinstance(const, str):
+                    raise SchemaDirError(
+                        "message schema {} has no properties.message_type.const (check {} DIR)".format(
+                            path, SCHEMA_FLAG))
+                messages[const] = schema
+    return store, messages, count
+
+
+def _local_handler(store):
+    def resolve(uri):
+        try:
+            return store[urldefrag(uri)[0]]
+        except KeyError:
+            # Refusing is the point: a $ref outside the folder would otherwise be downloaded.
+            raise SchemaDirError(
+                "unresolvable $ref {}: not among the schema files (check {} DIR)".format(uri, SCHEMA_FLAG))
+    return resolve
+
+
+def _compile_together(store, messages, handler):
+    """Generate the code of all message schemas in one go, so each component is generated once.
+
+    fastjsonschema's exception details embed the whole (ref-expanded) sub-schema into the source
+    at every raise; dropping them halves the source the interpreter has to compile. Both the
+    subclass hook and the naming of generated functions are fastjsonschema internals, so any
+    surprise makes the caller fall back to the public per-schema compile.
+    """
+    from fastjsonschema.draft2019 import CodeGeneratorDraft2019
+    from fastjsonschema.ref_resolver import RefResolver
+
+    class _LeanGenerator(CodeGeneratorDraft2019):
+        def _expand_refs(self, definition):
+            return None
+
+    ids = {mt: s["$id"] for mt, s in messages.items()}
+    wrapper = {"$schema": "https://json-schema.org/draft/2020-12/schema",
+               "$id": "urn:s2proxy:all-messages",
+               "anyOf": [{"$ref": ids[mt]} for mt in sorted(ids)]}
+    resolver = RefResolver.from_schema(wrapper, handlers={"https": handler, "http": handler}, store={})
+    generator = _LeanGenerator(wrapper, resolver=resolver, formats=FORMATS, use_default=False,
+                               use_formats=True, detailed_exceptions=True)
+    namespace = generator.global_state
+    exec(compile(generator.func_code, "<s2proxy schemas>", "exec"), namespace)
+    validators = {}
+    for mt, uri in ids.items():
+        with resolver.in_scope(uri):
+            fn = namespace[resolver.get_scope_name()]
+        validators[mt] = _bind_formats(fn)
+    return validators
+
+
+def _bind_formats(fn):
+    def validate(obj, _fn=fn, _formats=FORMATS):
+        return _fn(obj, _formats)
+    return validate
+
+
+def _compile_each(messages, handler):
+    return {mt: fastjsonschema.compile(schema, handlers={"https": handler, "http": handler},
+                                       formats=FORMATS, use_default=False)
+            for mt, schema in messages.items()}
+
+
+def _id_plan(schema, base, store, depth=0):
+    """Tree of the places that hold an ID (a $ref to ID.schema.json) below ``schema``.
+
+    A plan is a dict: property name -> sub-plan, ``None`` -> the plan of every array item; a sub-plan
+    ``True`` marks an ID value. Returns None when nothing below holds an ID.
+    """
+    if depth > 32 or not isinstance(schema, dict):
+        return None
+    if isinstance(schema.get("$id"), str):
+        base = urljoin(base, schema["$id"])
+    ref = schema.get("$ref")
+    if isinstance(ref, str):
+        target = urldefrag(urljoin(base, ref))[0]
+        if target.rsplit("/", 1)[-1] == "ID.schema.json":
+            return True
+        if target in store:
+            return _id_plan(store[target], target, store, depth + 1)
+        return None
+    plan = {}
+    for key, sub in (schema.get("properties") or {}).items():
+        p = _id_plan(sub, base, store, depth + 1)
+        if p is not None:
+            plan[key] = p
+    items = _id_plan(schema.get("items"), base, store, depth + 1)
+    if items is not None:
+        plan[None] = items
+    return plan or None
+
+
+_cache = {}
+_cache_lock = threading.Lock()
+
+
+def load_schema_set(directory):
+    """The compiled :class:`SchemaSet` of ``directory`` (compiled on first use, then cached)."""
+    key = os.path.realpath(directory)
+    with _cache_lock:
+        cached = _cache.get(key)
+        if cached is not None:
+            return cached
+        started = time.perf_counter()
+        store, messages, count = _load(key)
+        if not messages:
+            raise SchemaDirError("{}: no message schemas (check {} DIR)".format(directory, SCHEMA_FLAG))
+        handler = _local_handler(store)
+        try:
+            validators = _compile_together(store, messages, handler)
+        except SchemaDirError:
+            raise
+        except Exception:  # an internals change in fastjsonschema: take the public, slower road
+            validators = _compile_each(messages, handler)
+        plans = {mt: _id_plan(s, s["$id"], store) or {} for mt, s in messages.items()}
+        result = SchemaSet(key, validators, plans, time.perf_counter() - started, count)
+        _cache[key] = result
+        return result

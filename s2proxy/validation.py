@@ -1,0 +1,277 @@
+"""One frame in, format findings out: rules R-001 to R-006 of S2-PROTOCOL.md section 6.1.
+
+This runs on the proxy's hot path for every message, so the per-message work is one strict
+json.loads, a dict lookup on message_type, the precompiled schema function, and a walk over the
+ID-typed fields that the schemas name. Nothing here raises on bad input: every way a frame can be
+wrong ends up as a finding. The parsed value is never modified (validators are compiled without
+default-filling), and the proxy forwards the original frame, not anything produced here.
+"""
+
+import json
+import re
+
+from fastjsonschema import JsonSchemaValueException
+
+from s2proxy.schemas import find_schema_dir, load_schema_set
+
+__all__ = ["Validator", "Analysis", "json_path"]
+
+_FLOAT_MAX = 1.7976931348623157e308
+
+# R-005: the whole-string reading of ID.schema.json's (unanchored) pattern.
+_ID_SCHEMA_PATTERN = re.compile(r"[a-zA-Z0-9\-_:]{2,64}")
+_ID_WHOLE = re.compile(r"[A-Za-z0-9_:-]{2,64}")
+# R-006: RFC 9562 text form, either letter case.
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_NAME_PART = re.compile(r"\.([^.\[\]]+)|\[([0-9]+)\]")
+
+
+class _NotStrictJSON(ValueError):
+    """A literal that Python's json module would accept but RFC 8259 (or binary64) does not."""
+
+
+def _reject_constant(name):
+    raise _NotStrictJSON("{} is not a JSON value (RFC 8259 has no NaN or Infinity)".format(name))
+
+
+def _parse_float(text):
+    value = float(text)
+    if value - value != 0.0:  # inf: the literal is beyond binary64 (what s2-rust's serde_json reads)
+        raise _NotStrictJSON("number {} is out of the range of an IEEE 754 double".format(_clip(text)))
+    return value
+
+
+def _parse_int(text):
+    # Python's int has no limit, but peers read JSON numbers as doubles (RFC 8259 section 6).
+    if len(text) > 300:
+        digits = len(text) - (text[0] == "-")
+        if digits > 309 or abs(int(text)) > _FLOAT_MAX:
+            raise _NotStrictJSON("number {} is out of the range of an IEEE 754 double".format(_clip(text)))
+    return int(text)
+
+
+def _clip(text, limit=40):
+    return text if len(text) <= limit else text[:limit] + "...({} characters)".format(len(text))
+
+
+def json_path(loc):
+    """``["values", 0, "value"]`` -> ``$.values[0].value`` (bracketed JSON strings for odd keys)."""
+    parts = ["$"]
+    for key in loc:
+        if isinstance(key, int):
+            parts.append("[{}]".format(key))
+        elif _IDENT.fullmatch(key):
+            parts.append("." + key)
+        else:
+            parts.append("[{}]".format(json.dumps(key)))
+    return "".join(parts)
+
+
+def _describe(value):
+    """A short rendering of a JSON value for finding texts (never raises, never huge)."""
+    if isinstance(value, dict):
+        keys = list(value)[:5]
+        return "an object with keys {}{}".format(
+            ", ".join(json.dumps(k) for k in keys), ", ..." if len(value) > 5 else "")
+    if isinstance(value, list):
+        return "an array of {} item{}".format(len(value), "" if len(value) == 1 else "s")
+    try:
+        text = json.dumps(value)
+    except (ValueError, TypeError):
+        text = repr(value)
+    return _clip(text, 80)
+
+
+def _finding(rule, severity, loc, text):
+    return {"rule": rule, "severity": severity, "path": json_path(loc), "loc": loc, "text": text}
+
+
+class Analysis:
+    """What the format layer knows about one frame (see docs/INTERFACES.md)."""
+
+    __slots__ = ("text", "obj", "message_type", "message_id", "findings", "valid", "schema_valid",
+                 "binary")
+
+    def __init__(self, text, binary):
+        self.text = text
+        self.binary = binary
+        self.obj = None
+        self.message_type = None
+        self.message_id = None
+        self.findings = []
+        self.valid = True
+        self.schema_valid = False
+
+    def __repr__(self):
+        return "<Analysis {} valid={} findings={}>".format(
+            self.message_type, self.valid, [f["rule"] for f in self.findings])
+
+
+class Validator:
+    """Format validation against one schema folder.
+
+    ``strict`` escalates R-006 (ids that are not UUIDs) to an error, as the catalogue allows: peers
+    built on s2-python or s2-rust reject such messages.
+    """
+
+    def __init__(self, schema_dir=None, strict=False):
+        self.schema_set = load_schema_set(find_schema_dir(schema_dir))
+        self.schema_dir = self.schema_set.directory
+        self.message_types = list(self.schema_set.message_types)
+        self.strict = strict
+        self._validators = self.schema_set.validators
+        self._plans = self.schema_set.id_plans
+        self._r006_severity = "error" if strict else "warning"
+
+    def analyse(self, payload, binary=False):
+        """Analyse one frame (bytes as received, or str). Never raises on bad input."""
+        findings = []
+        if isinstance(payload, str):
+            text = payload
+        else:
+            raw = bytes(payload)
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                text = raw.decode("utf-8", "replace")
+                a = Analysis(text, binary)
+                if binary:
+                    findings.append(self._binary_finding())
+                findings.append(_finding("R-002", "error", [], "payload is not valid UTF-8: byte 0x{:02x} at "
+                                         "offset {} ({})".format(raw[e.start], e.start, e.reason)))
+                return self._done(a, findings)
+        a = Analysis(text, binary)
+        if binary:
+            findings.append(self._binary_finding())
+
+        try:
+            obj = json.loads(text, parse_constant=_reject_constant, parse_float=_parse_float,
+                             parse_int=_parse_int)
+        except _NotStrictJSON as e:
+            findings.append(_finding("R-002", "error", [], "not strict JSON: {}".format(e)))
+            return self._done(a, findings)
+        except json.JSONDecodeError as e:
+            findings.append(_finding("R-002", "error", [], "not JSON: {} (line {} column {})".format(
+                e.msg, e.lineno, e.colno)))
+            return self._done(a, findings)
+        except RecursionError:
+            findings.append(_finding("R-002", "error", [], "not readable as JSON: nested too deeply for "
+                                     "the parser ({} characters)".format(len(text))))
+            return self._done(a, findings)
+        except ValueError as e:  # e.g. an integer literal beyond Python's digit limit
+            findings.append(_finding("R-002", "error", [], "not readable as JSON: {}".format(_clip(str(e), 120))))
+            return self._done(a, findings)
+        a.obj = obj
+
+        if not isinstance(obj, dict):
+            findings.append(_finding("R-001", "error", [], "the frame holds {}, not a JSON object".format(
+                _kind(obj))))
+            return self._done(a, findings)
+
+        message_id = obj.get("message_id")
+        if isinstance(message_id, str):
+            a.message_id = message_id
+        message_type = obj.get("message_type")
+        if message_type is None and "message_type" not in obj:
+            findings.append(_finding("R-003", "error", [], "message_type is missing"))
+            return self._done(a, findings)
+        if not isinstance(message_type, str):
+            findings.append(_finding("R-003", "error", ["message_type"], "message_type is {}, not a "
+                                     "string".format(_describe(message_type))))
+            return self._done(a, findings)
+        a.message_type = message_type
+        validate = self._validators.get(message_type)
+        if validate is None:
+            findings.append(_finding("R-003", "error", ["message_type"], "unknown message_type {} (not one "
+                                     "of the {} types of the schema set)".format(
+                                         _describe(message_type), len(self._validators))))
+            return self._done(a, findings)
+
+        try:
+            validate(obj)
+            a.schema_valid = True
+        except JsonSchemaValueException as e:
+            findings.append(self._schema_finding(e))
+        except RecursionError:
+            findings.append(_finding("R-004", "error", [], "nested too deeply to validate"))
+
+        plan = self._plans.get(message_type)
+        if plan:
+            self._check_ids(obj, plan, [], findings)
+        return self._done(a, findings)
+
+    # --- helpers -----------------------------------------------------------------------------
+
+    @staticmethod
+    def _done(a, findings):
+        a.findings = findings
+        for f in findings:
+            if f["severity"] == "error":
+                a.valid = False
+                break
+        return a
+
+    @staticmethod
+    def _binary_finding():
+        return _finding("R-001", "warning", [], "binary frame: S2 messages are sent as text frames "
+                        "(payload analysed as UTF-8 text)")
+
+    @staticmethod
+    def _schema_finding(e):
+        loc = []
+        name = e.name or "data"
+        for m in _NAME_PART.finditer(name, 4):
+            loc.append(m.group(1) if m.group(1) is not None else int(m.group(2)))
+        path = json_path(loc)
+        message = e.message
+        if message.startswith(name):
+            message = message[len(name):].lstrip()
+        text = "{} {}".format(path, message)
+        if e.rule not in ("required", "additionalProperties"):
+            text += " (got {})".format(_describe(e.value))
+        return {"rule": "R-004", "severity": "error", "path": path, "loc": loc, "text": text}
+
+    def _check_ids(self, node, plan, loc, findings):
+        """R-005 and R-006 on every ID-typed value that is present and a string."""
+        for key, sub in plan.items():
+            if key is None:
+                if not isinstance(node, list):
+                    continue
+                for index, item in enumerate(node):
+                    loc.append(index)
+                    if sub is True:
+                        self._check_id(item, loc, findings)
+                    elif isinstance(item, (dict, list)):
+                        self._check_ids(item, sub, loc, findings)
+                    loc.pop()
+            elif isinstance(node, dict) and key in node:
+                loc.append(key)
+                value = node[key]
+                if sub is True:
+                    self._check_id(value, loc, findings)
+                else:
+                    self._check_ids(value, sub, loc, findings)
+                loc.pop()
+
+    def _check_id(self, value, loc, findings):
+        if not isinstance(value, str) or _UUID.fullmatch(value):
+            return
+        if _ID_SCHEMA_PATTERN.search(value) and not _ID_WHOLE.fullmatch(value):
+            findings.append(_finding("R-005", "warning", list(loc), "{} {} passes the unanchored ID pattern "
+                                     "but is not 2-64 characters of [A-Za-z0-9_:-] as a whole".format(
+                                         json_path(loc), _describe(value))))
+        findings.append(_finding("R-006", self._r006_severity, list(loc), "{} {} is not a UUID "
+                                 "(8-4-4-4-12 hexadecimal digits)".format(json_path(loc), _describe(value))))
+
+
+def _kind(value):
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, str):
+        return "a string ({})".format(_describe(value))
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean ({})".format(_describe(value))
+    return "a number ({})".format(_describe(value))
