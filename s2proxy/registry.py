@@ -47,6 +47,8 @@ class Conversation:
         # A role whose connection changed after this session had one starts a new S2 session
         # for the checker (an S2 session is one WebSocket connection).
         self.seen_roles = set()
+        # Pending expiry of kept messages once both sides are gone (an IDelayedCall).
+        self.expiry = None
 
     def kept_count(self, role):
         return len(self.kept[role])
@@ -71,7 +73,8 @@ class Registry:
     """All live conversations, and the relay between the two sides of each."""
 
     def __init__(self, hub, validator=None, checker_factory=None, clock=None,
-                 max_kept_messages=1000, max_kept_bytes=4 * 1024 * 1024, mirror_close=False):
+                 max_kept_messages=1000, max_kept_bytes=4 * 1024 * 1024, mirror_close=False,
+                 kept_ttl=3600.0):
         self.hub = hub
         self.validator = validator
         self.checker_factory = checker_factory
@@ -79,6 +82,7 @@ class Registry:
         self.max_kept_messages = max_kept_messages
         self.max_kept_bytes = max_kept_bytes
         self.mirror_close = mirror_close
+        self.kept_ttl = kept_ttl
         self.conversations = {}
         self._by_session = {}
         self._paused_reasons = set()
@@ -127,6 +131,10 @@ class Registry:
             self._by_session[conv.session_id] = conv
             self.hub.emit(make_event("session_started", conv))
         side.conversation = conv
+        if conv.expiry is not None:
+            if conv.expiry.active():
+                conv.expiry.cancel()
+            conv.expiry = None
         role = side.role
         old = conv.sides[role]
         if role in conv.seen_roles and conv.checker is not None:
@@ -173,9 +181,19 @@ class Registry:
                 mirrored = code if code is not None and (code == 1000 or 3000 <= code <= 4999) else CLOSE_GOING_AWAY
                 peer.close(mirrored, ("%s closed: %s" % (role, reason or code))[:120])
             return
-        self._end_session(conv)
+        if (conv.kept[RM] or conv.kept[CEM]) and self._clock is not None and self.kept_ttl > 0:
+            # Nothing accepted is dropped: the kept messages wait for their peer (bounded by
+            # --kept-ttl), even though no side is connected right now.
+            conv.expiry = self._clock.callLater(self.kept_ttl, self._expire, conv)
+            return
+        self._end_session(conv, "session ended before the %s connected")
 
-    def _end_session(self, conv):
+    def _expire(self, conv):
+        conv.expiry = None
+        if conv.sides[RM] is None and conv.sides[CEM] is None:
+            self._end_session(conv, "the %%s did not connect within --kept-ttl=%gs" % self.kept_ttl)
+
+    def _end_session(self, conv, discard_reason):
         self._finish_checker(conv)
         undelivered = 0
         for dest_role in (RM, CEM):
@@ -185,7 +203,7 @@ class Registry:
                 self.hub.emit(make_event("discarded", conv, origin=PEER_ROLE[dest_role], ref_seq=seq,
                                          message_id=analysis.message_id if analysis else None,
                                          message_type=analysis.message_type if analysis else None,
-                                         reason="session ended before the %s connected" % dest_role))
+                                         reason=discard_reason % dest_role))
             conv.kept_size[dest_role] = 0
         self.conversations.pop((conv.rm_id, conv.cem_id), None)
         self._by_session.pop(conv.session_id, None)
@@ -201,6 +219,13 @@ class Registry:
             _log.failure("checker failed while finishing {conv}", conv=conv)
             return
         self._emit_late_findings(conv, findings)
+
+    def shutdown(self):
+        """Cancel timers (the daemon is stopping)."""
+        for conv in list(self.conversations.values()):
+            if conv.expiry is not None and conv.expiry.active():
+                conv.expiry.cancel()
+            conv.expiry = None
 
     # -- backpressure -----------------------------------------------------------------------
 

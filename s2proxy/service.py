@@ -27,6 +27,7 @@ DEFAULTS = {
     "max_kept_messages": 1000,
     "max_kept_bytes": 4 * 1024 * 1024,
     "mirror_close": False,
+    "kept_ttl": 3600.0,
     "max_message_size": 1024 * 1024,
     "max_frame_size": 1024 * 1024,
     "auto_ping_interval": 50.0,
@@ -116,6 +117,7 @@ class S2Proxy(service.MultiService):
             max_kept_messages=settings["max_kept_messages"],
             max_kept_bytes=settings["max_kept_bytes"],
             mirror_close=settings["mirror_close"],
+            kept_ttl=settings["kept_ttl"],
         )
         self.hub.subscribe(LogSink())
         self.device_factory = DeviceServerFactory(
@@ -148,6 +150,17 @@ class S2Proxy(service.MultiService):
         options.setdefault("on_error", on_error)
         config = CheckerConfig(**options)
         return lambda: Checker(config)
+
+    def stopService(self):
+        self.registry.shutdown()
+        d = defer.maybeDeferred(service.MultiService.stopService, self)
+        d.addBoth(self._stopped)
+        return d
+
+    def _stopped(self, result):
+        from s2proxy.websocket import cancel_batched_timers
+        cancel_batched_timers(self.device_factory)
+        return result
 
     @property
     def port(self):

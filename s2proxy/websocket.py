@@ -150,6 +150,8 @@ class DeviceSide:
             code, reason, closed_by = self.remoteCloseCode, self.remoteCloseReason, "peer"
             if code is None:
                 reason = reason or "connection lost without a close frame"
+        if isinstance(reason, bytes):
+            reason = reason.decode("utf-8", errors="replace")
         self.factory.registry.detach(self, code, reason or "", closed_by)
 
     # -- the side interface -----------------------------------------------------------------
@@ -158,7 +160,9 @@ class DeviceSide:
         self.sendMessage(payload, binary)
 
     def close(self, code, reason):
-        self.sendClose(code, reason)
+        # Autobahn's sendClose only takes 1000 and 3000-4999; 1013 (try again later) and 1001
+        # are legal for a server to send (RFC 6455 7.4.1, IANA registry), so build the frame here.
+        self.sendCloseFrame(code=code, reasonUtf8=reason.encode("utf-8")[:123], isReply=False)
 
     def watch_partner(self, partner):
         self.unwatch_partner()
@@ -196,6 +200,18 @@ class DeviceSide:
             self._side_closed(wasClean, code, reason)
         except Exception:
             _log.failure("error while detaching {role} connection", role=self.role)
+
+
+def cancel_batched_timers(factory):
+    """Cancel an Autobahn factory's pending batched timers (its buckets outlive cancelled calls)."""
+    timer = getattr(factory, "_batched_timer", None)
+    buckets = getattr(timer, "_buckets", None)
+    if not buckets:
+        return
+    for delayed_call, _ in list(buckets.values()):
+        if delayed_call.active():
+            delayed_call.cancel()
+    buckets.clear()
 
 
 class DeviceServerProtocol(DeviceSide, WebSocketServerProtocol):

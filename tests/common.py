@@ -108,13 +108,17 @@ def connect_device(testcase, url, headers=None, protocol=RecordingClient):
 
 
 def _disconnect(device, connector):
+    from s2proxy.websocket import cancel_batched_timers
     if device.factory.closed.called:
+        cancel_batched_timers(device.factory)
         return None
     if device.protocol is not None:
         device.protocol.dropConnection(abort=True)
     else:
         connector.disconnect()
-    return device.factory.closed.addErrback(lambda f: None)
+    d = device.factory.closed.addErrback(lambda f: None)
+    d.addBoth(lambda _: cancel_batched_timers(device.factory))
+    return d
 
 
 def settle(seconds=0.05):
