@@ -134,15 +134,17 @@ FORMATS = {"date-time": is_rfc3339_date_time}
 class SchemaSet:
     """The compiled schema set of one folder (shared by every Validator over that folder).
 
-    ``validators[message_type](obj)`` raises fastjsonschema.JsonSchemaValueException on the first
-    violation and never modifies ``obj`` (compiled with use_default=False).
-    ``id_plans[message_type]`` is the tree of the ID-typed fields, see :func:`_id_plan`.
+    ``validators[message_type](obj)`` raises fastjsonschema.JsonSchemaValuesException holding every
+    violation (fast_fail=False) and never modifies ``obj`` (compiled with use_default=False).
+    ``id_plans[message_type]`` is the tree of the ID-typed fields (see :func:`_id_plan`), and
+    ``id_walkers[message_type]`` the same compiled into a function (see :func:`_id_walker`).
     """
 
-    def __init__(self, directory, validators, id_plans, compile_seconds, files):
+    def __init__(self, directory, validators, id_plans, id_walkers, compile_seconds, files):
         self.directory = directory
         self.validators = validators
         self.id_plans = id_plans
+        self.id_walkers = id_walkers
         self.message_types = sorted(validators)
         self.compile_seconds = compile_seconds
         self.files = files
@@ -192,13 +194,47 @@ def _local_handler(store):
     return resolve
 
 
-def _compile_together(store, messages, handler):
-    """Generate the code of all message schemas in one go, so each component is generated once.
+_ANNOTATIONS = ("description", "title", "$comment", "examples")
 
-    fastjsonschema's exception details embed the whole (ref-expanded) sub-schema into the source
-    at every raise; dropping them halves the source the interpreter has to compile. Both the
-    subclass hook and the naming of generated functions are fastjsonschema internals, so any
-    surprise makes the caller fall back to the public per-schema compile.
+
+def _inline(node, base, store, seen=()):
+    """A copy of ``node`` with every $ref replaced by (a copy of) its target, annotations dropped.
+
+    Inlined schemas compile to straight-line code: fastjsonschema otherwise emits one function per
+    referenced file and, for array items, formats an error name on every call, which made a
+    50-mode FRBC.SystemDescription three times slower to validate.
+    """
+    if isinstance(node, list):
+        return [_inline(v, base, store, seen) for v in node]
+    if not isinstance(node, dict):
+        return node
+    ref = node.get("$ref")
+    if isinstance(ref, str):
+        target = urldefrag(urljoin(base, ref))[0]
+        if target not in store:
+            raise SchemaDirError("unresolvable $ref {} in {} (check {} DIR)".format(ref, base, SCHEMA_FLAG))
+        if target in seen:
+            raise _RecursiveSchema(target)
+        merged = _inline(store[target], target, store, seen + (target,))
+        for key, value in node.items():
+            if key != "$ref" and key not in _ANNOTATIONS:
+                merged[key] = _inline(value, base, store, seen)
+        return merged
+    return {k: _inline(v, base, store, seen) for k, v in node.items()
+            if k not in _ANNOTATIONS and k not in ("$id", "$schema")}
+
+
+class _RecursiveSchema(Exception):
+    """A schema refers to itself: cannot be inlined (not the case in S2 0.0.2-beta)."""
+
+
+def _compile_inlined(messages, store):
+    """Compile each message schema, refs inlined, with fastjsonschema's code generator.
+
+    fastjsonschema's exception details embed the sub-schema into the source at every raise; we do
+    not use them, and dropping them halves the source the interpreter has to compile. The subclass
+    hook is a fastjsonschema internal, so any surprise makes the caller fall back to the public
+    compile() (same results, slower).
     """
     from fastjsonschema.draft2019 import CodeGeneratorDraft2019
     from fastjsonschema.ref_resolver import RefResolver
@@ -207,20 +243,16 @@ def _compile_together(store, messages, handler):
         def _expand_refs(self, definition):
             return None
 
-    ids = {mt: s["$id"] for mt, s in messages.items()}
-    wrapper = {"$schema": "https://json-schema.org/draft/2020-12/schema",
-               "$id": "urn:s2proxy:all-messages",
-               "anyOf": [{"$ref": ids[mt]} for mt in sorted(ids)]}
-    resolver = RefResolver.from_schema(wrapper, handlers={"https": handler, "http": handler}, store={})
-    generator = _LeanGenerator(wrapper, resolver=resolver, formats=FORMATS, use_default=False,
-                               use_formats=True, detailed_exceptions=True)
-    namespace = generator.global_state
-    exec(compile(generator.func_code, "<s2proxy schemas>", "exec"), namespace)
     validators = {}
-    for mt, uri in ids.items():
-        with resolver.in_scope(uri):
-            fn = namespace[resolver.get_scope_name()]
-        validators[mt] = _bind_formats(fn)
+    for message_type, schema in messages.items():
+        definition = _inline(schema, schema["$id"], store)
+        definition["$schema"] = schema.get("$schema", "https://json-schema.org/draft/2020-12/schema")
+        resolver = RefResolver.from_schema(definition, handlers={}, store={})
+        generator = _LeanGenerator(definition, resolver=resolver, formats=FORMATS, use_default=False,
+                                   use_formats=True, detailed_exceptions=True, fast_fail=False)
+        namespace = generator.global_state
+        exec(compile(generator.func_code, "<schema {}>".format(message_type), "exec"), namespace)
+        validators[message_type] = _bind_formats(namespace[resolver.get_scope_name()])
     return validators
 
 
@@ -232,7 +264,7 @@ def _bind_formats(fn):
 
 def _compile_each(messages, handler):
     return {mt: fastjsonschema.compile(schema, handlers={"https": handler, "http": handler},
-                                       formats=FORMATS, use_default=False)
+                                       formats=FORMATS, use_default=False, fast_fail=False)
             for mt, schema in messages.items()}
 
 
@@ -265,6 +297,43 @@ def _id_plan(schema, base, store, depth=0):
     return plan or None
 
 
+def _id_walker(plan, message_type):
+    """Compile an ID plan into a function ``walk(obj, bad, is_uuid)``.
+
+    It calls ``bad(loc, value)`` for every string at an ID place that ``is_uuid`` rejects. Generated
+    straight-line loops are several times faster than interpreting the plan for every message.
+    """
+    lines = ["def walk(o, bad, is_uuid):", "    pass"]
+    counter = [0]
+
+    def emit(sub, var, loc, indent):
+        pad = "    " * indent
+        if sub is True:
+            lines.append("{}if {}.__class__ is str and not is_uuid({}): bad(({}), {})".format(
+                pad, var, var, "".join(part + ", " for part in loc), var))
+            return
+        keys = [k for k in sub if k is not None]
+        if keys:
+            lines.append("{}if {}.__class__ is dict:".format(pad, var))
+            for key in keys:
+                counter[0] += 1
+                value = "v{}".format(counter[0])
+                lines.append("{}    {} = {}.get({!r})".format(pad, value, var, key))
+                emit(sub[key], value, loc + [repr(key)], indent + 1)
+        if None in sub:
+            counter[0] += 1
+            index, item = "i{}".format(counter[0]), "x{}".format(counter[0])
+            lines.append("{}if {}.__class__ is list:".format(pad, var))
+            lines.append("{}    for {}, {} in enumerate({}):".format(pad, index, item, var))
+            emit(sub[None], item, loc + [index], indent + 2)
+
+    if plan:
+        emit(plan, "o", [], 1)
+    namespace = {}
+    exec(compile("\n".join(lines), "<ids {}>".format(message_type), "exec"), namespace)
+    return namespace["walk"]
+
+
 _cache = {}
 _cache_lock = threading.Lock()
 
@@ -282,12 +351,13 @@ def load_schema_set(directory):
             raise SchemaDirError("{}: no message schemas (check {} DIR)".format(directory, SCHEMA_FLAG))
         handler = _local_handler(store)
         try:
-            validators = _compile_together(store, messages, handler)
+            validators = _compile_inlined(messages, store)
         except SchemaDirError:
             raise
         except Exception:  # an internals change in fastjsonschema: take the public, slower road
             validators = _compile_each(messages, handler)
         plans = {mt: _id_plan(s, s["$id"], store) or {} for mt, s in messages.items()}
-        result = SchemaSet(key, validators, plans, time.perf_counter() - started, count)
+        walkers = {mt: _id_walker(plan, mt) for mt, plan in plans.items()}
+        result = SchemaSet(key, validators, plans, walkers, time.perf_counter() - started, count)
         _cache[key] = result
         return result

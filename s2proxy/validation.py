@@ -10,7 +10,7 @@ default-filling), and the proxy forwards the original frame, not anything produc
 import json
 import re
 
-from fastjsonschema import JsonSchemaValueException
+from fastjsonschema import JsonSchemaValueException, JsonSchemaValuesException
 
 from s2proxy.schemas import find_schema_dir, load_schema_set
 
@@ -23,8 +23,11 @@ _ID_SCHEMA_PATTERN = re.compile(r"[a-zA-Z0-9\-_:]{2,64}")
 _ID_WHOLE = re.compile(r"[A-Za-z0-9_:-]{2,64}")
 # R-006: RFC 9562 text form, either letter case.
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+_IS_UUID = _UUID.fullmatch
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _NAME_PART = re.compile(r"\.([^.\[\]]+)|\[([0-9]+)\]")
+# A frame with thousands of bad items should not produce thousands of findings.
+MAX_SCHEMA_FINDINGS = 20
 
 
 class _NotStrictJSON(ValueError):
@@ -53,6 +56,10 @@ def _parse_int(text):
 
 def _clip(text, limit=40):
     return text if len(text) <= limit else text[:limit] + "...({} characters)".format(len(text))
+
+
+# One decoder for every frame (json.loads would build a new one per call with these hooks).
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_parse_float, parse_int=_parse_int)
 
 
 def json_path(loc):
@@ -121,7 +128,7 @@ class Validator:
         self.message_types = list(self.schema_set.message_types)
         self.strict = strict
         self._validators = self.schema_set.validators
-        self._plans = self.schema_set.id_plans
+        self._walkers = self.schema_set.id_walkers
         self._r006_severity = "error" if strict else "warning"
 
     def analyse(self, payload, binary=False):
@@ -146,8 +153,7 @@ class Validator:
             findings.append(self._binary_finding())
 
         try:
-            obj = json.loads(text, parse_constant=_reject_constant, parse_float=_parse_float,
-                             parse_int=_parse_int)
+            obj = _DECODER.decode(text)
         except _NotStrictJSON as e:
             findings.append(_finding("R-002", "error", [], "not strict JSON: {}".format(e)))
             return self._done(a, findings)
@@ -191,14 +197,19 @@ class Validator:
         try:
             validate(obj)
             a.schema_valid = True
+        except JsonSchemaValuesException as e:
+            errors = e.errors
+            for error in errors[:MAX_SCHEMA_FINDINGS]:
+                findings.append(self._schema_finding(error))
+            if len(errors) > MAX_SCHEMA_FINDINGS:
+                findings.append(_finding("R-004", "error", [], "{} more schema errors not listed".format(
+                    len(errors) - MAX_SCHEMA_FINDINGS)))
         except JsonSchemaValueException as e:
             findings.append(self._schema_finding(e))
         except RecursionError:
             findings.append(_finding("R-004", "error", [], "nested too deeply to validate"))
 
-        plan = self._plans.get(message_type)
-        if plan:
-            self._check_ids(obj, plan, [], findings)
+        self._walkers[message_type](obj, lambda loc, value: self._check_id(loc, value, findings), _IS_UUID)
         return self._done(a, findings)
 
     # --- helpers -----------------------------------------------------------------------------
@@ -232,37 +243,16 @@ class Validator:
             text += " (got {})".format(_describe(e.value))
         return {"rule": "R-004", "severity": "error", "path": path, "loc": loc, "text": text}
 
-    def _check_ids(self, node, plan, loc, findings):
-        """R-005 and R-006 on every ID-typed value that is present and a string."""
-        for key, sub in plan.items():
-            if key is None:
-                if not isinstance(node, list):
-                    continue
-                for index, item in enumerate(node):
-                    loc.append(index)
-                    if sub is True:
-                        self._check_id(item, loc, findings)
-                    elif isinstance(item, (dict, list)):
-                        self._check_ids(item, sub, loc, findings)
-                    loc.pop()
-            elif isinstance(node, dict) and key in node:
-                loc.append(key)
-                value = node[key]
-                if sub is True:
-                    self._check_id(value, loc, findings)
-                else:
-                    self._check_ids(value, sub, loc, findings)
-                loc.pop()
-
-    def _check_id(self, value, loc, findings):
-        if not isinstance(value, str) or _UUID.fullmatch(value):
-            return
+    def _check_id(self, loc, value, findings):
+        """R-005 and R-006 for one ID value that is not a UUID (the walker skips UUIDs)."""
+        loc = list(loc)
+        path = json_path(loc)
         if _ID_SCHEMA_PATTERN.search(value) and not _ID_WHOLE.fullmatch(value):
-            findings.append(_finding("R-005", "warning", list(loc), "{} {} passes the unanchored ID pattern "
-                                     "but is not 2-64 characters of [A-Za-z0-9_:-] as a whole".format(
-                                         json_path(loc), _describe(value))))
-        findings.append(_finding("R-006", self._r006_severity, list(loc), "{} {} is not a UUID "
-                                 "(8-4-4-4-12 hexadecimal digits)".format(json_path(loc), _describe(value))))
+            findings.append(_finding("R-005", "warning", loc, "{} {} passes the unanchored ID pattern but "
+                                     "is not 2-64 characters of [A-Za-z0-9_:-] as a whole".format(
+                                         path, _describe(value))))
+        findings.append(_finding("R-006", self._r006_severity, loc, "{} {} is not a UUID (8-4-4-4-12 "
+                                 "hexadecimal digits)".format(path, _describe(value))))
 
 
 def _kind(value):
