@@ -217,6 +217,50 @@ class ForwardingTests(unittest.TestCase):
         self.assertTrue(event["binary"])
 
 
+class ValidationInTheProxyTests(unittest.TestCase):
+
+    @defer.inlineCallbacks
+    def test_invalid_messages_are_flagged_and_still_forwarded(self):
+        proxy = start_proxy(self)
+        log = EventLog(proxy)
+        rm, cem = yield open_pair(self, proxy)
+        frames = [
+            "definitely not json",
+            '["an", "array"]',
+            '{"message_type": "NoSuchType", "message_id": "b0c1d2e3-0000-4000-8000-000000000001"}',
+            '{"message_type": "Handshake", "message_id": "b0c1d2e3-0000-4000-8000-000000000002", "role": "RM",'
+            ' "supported_protocol_versions": ["0.0.2-beta"], "unexpected": 1}',
+            '{"message_type": "Handshake", "message_id": "b0c1d2e3-0000-4000-8000-000000000003", "role": "RM",'
+            ' "supported_protocol_versions": ["0.0.2-beta"]}',
+        ]
+        for frame in frames:
+            rm.send(frame)
+        yield cem.wait_for(len(frames))
+        self.assertEqual(cem.texts(), frames)
+        yield eventually(lambda: len(log.kinds("forwarded")) == len(frames))
+        events = log.kinds("forwarded")
+        rules = [sorted({f["rule"] for f in e["format_findings"]}) for e in events]
+        self.assertEqual([e["valid"] for e in events], [False, False, False, False, True])
+        self.assertIn("R-002", rules[0])
+        self.assertIn("R-001", rules[1])
+        self.assertIn("R-003", rules[2])
+        self.assertIn("R-004", rules[3])
+        self.assertEqual(events[4]["message_type"], "Handshake")
+        self.assertEqual(events[4]["message_id"], "b0c1d2e3-0000-4000-8000-000000000003")
+
+    @defer.inlineCallbacks
+    def test_forward_only_mode_skips_analysis(self):
+        proxy = start_proxy(self, validate=False)
+        log = EventLog(proxy)
+        rm, cem = yield open_pair(self, proxy)
+        rm.send("not json")
+        yield cem.wait_for(1)
+        yield eventually(lambda: log.kinds("forwarded"))
+        event = log.kinds("forwarded")[0]
+        self.assertIsNone(event["valid"])
+        self.assertEqual(event["format_findings"], [])
+
+
 class LimitTests(unittest.TestCase):
 
     @defer.inlineCallbacks
