@@ -238,6 +238,8 @@ class Validator:
         message = e.message
         if message.startswith(name):
             message = message[len(name):].lstrip()
+        if len(message) > 160:  # e.g. "must be one of [...]" with the 100 Currency codes
+            message = message[:150] + " ...]"
         text = "{} {}".format(path, message)
         if e.rule not in ("required", "additionalProperties"):
             text += " (got {})".format(_describe(e.value))
