@@ -90,11 +90,16 @@ def with_timeout(d, seconds):
 
 
 @defer.inlineCallbacks
-def connect_device(testcase, url, headers=None, protocol=RecordingClient):
-    """Open a device connection; fails the test if the handshake fails. Closed at test end."""
+def connect_device(testcase, url, headers=None, protocol=RecordingClient, configure=None):
+    """Open a device connection; fails the test if the handshake fails. Closed at test end.
+
+    ``configure(factory)`` may set more Autobahn options before connecting.
+    """
     factory = WebSocketClientFactory(url, headers=headers or {})
     factory.protocol = protocol
     factory.setProtocolOptions(autoPingInterval=0)
+    if configure is not None:
+        configure(factory)
     factory.opened = defer.Deferred()
     factory.closed = defer.Deferred()
     factory.received = []

@@ -279,6 +279,32 @@ class LimitTests(unittest.TestCase):
         self.assertFalse(cem.factory.closed.called)
 
     @defer.inlineCallbacks
+    def test_compressed_message_is_capped_after_decompression(self):
+        from autobahn.websocket.compress import (PerMessageDeflateOffer,
+                                                 PerMessageDeflateResponse,
+                                                 PerMessageDeflateResponseAccept)
+
+        def deflate(factory):
+            def accept(response):
+                if isinstance(response, PerMessageDeflateResponse):
+                    return PerMessageDeflateResponseAccept(response)
+            factory.setProtocolOptions(perMessageCompressionOffers=[PerMessageDeflateOffer()],
+                                       perMessageCompressionAccept=accept)
+        proxy = start_proxy(self, max_message_size=100000, max_frame_size=100000)
+        rm = yield connect_device(self, device_url(proxy, "RM", "rm-z", "cem-z"), configure=deflate)
+        cem = yield connect_device(self, device_url(proxy, "CEM", "rm-z", "cem-z"), configure=deflate)
+        self.assertIsNotNone(rm.protocol._perMessageCompress)
+        small = '{"fits": "%s"}' % ("s" * 50000)
+        rm.send(small)
+        yield cem.wait_for(1)
+        self.assertEqual(cem.texts(), [small])
+        # 2 MB of one letter compresses to a few kB on the wire: the cap applies to the inflated size.
+        rm.send('{"bomb": "%s"}' % ("z" * 2000000))
+        code, reason = yield rm.closed
+        self.assertEqual(code, 1009)
+        self.assertEqual(len(cem.received), 1)
+
+    @defer.inlineCallbacks
     def test_invalid_utf8_text_frame_closed_with_1007(self):
         proxy = start_proxy(self)
         log = EventLog(proxy)
