@@ -6,7 +6,7 @@ ARGS ?=
 SHARED_SCHEMAS ?= ../shared/s2-ws-json
 BIN := $(VENV)/bin
 
-.PHONY: all run test bench submodule install clean check-schemas
+.PHONY: all run test bench submodule install clean check-schemas interop-venv
 
 all: install
 
@@ -38,12 +38,31 @@ install: $(VENV)/.installed
 run: install
 	$(BIN)/twistd --nodaemon --pidfile= s2analyzer --port $(PORT) $(ARGS)
 
+# The interop tests (tests/test_interop_s2python.py) run the reference implementation s2-python in a
+# venv of its own: its `ws` extra pins websockets~=13.1, which the test venv cannot share. Without
+# PyPI the target only says so, and those tests skip with the reason (written to $(INTEROP_LOG)).
+INTEROP_VENV ?= .venv-interop
+S2PYTHON_VERSION ?= 0.11.1
+INTEROP_STAMP := $(INTEROP_VENV)/.installed-s2-python-$(S2PYTHON_VERSION)
+INTEROP_LOG := $(INTEROP_VENV).log
+
+interop-venv: $(INTEROP_STAMP)
+
+$(INTEROP_STAMP):
+	@rm -f $(INTEROP_LOG)
+	@if [ ! -x $(INTEROP_VENV)/bin/python ]; then $(PYTHON) -m venv $(INTEROP_VENV) >>$(INTEROP_LOG) 2>&1; fi
+	@if $(INTEROP_VENV)/bin/pip install -q 's2-python[ws]==$(S2PYTHON_VERSION)' >>$(INTEROP_LOG) 2>&1; then \
+	  touch $@; rm -f $(INTEROP_LOG); echo "s2-python $(S2PYTHON_VERSION) installed in $(INTEROP_VENV)"; \
+	else \
+	  echo "warning: could not install s2-python[ws]==$(S2PYTHON_VERSION) into $(INTEROP_VENV) (see $(INTEROP_LOG)); the interop tests will skip" >&2; \
+	fi
+
 # trial runs the checkout's code (the current directory comes first on sys.path).
-test: install
+test: install interop-venv
 	PYTHONPATH=$(CURDIR) $(BIN)/trial $(TRIAL_ARGS) tests
 
 bench: install
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 clean:
-	rm -rf build dist *.egg-info _trial_temp* $(VENV)
+	rm -rf build dist *.egg-info _trial_temp* $(VENV) $(INTEROP_VENV) $(INTEROP_LOG)
