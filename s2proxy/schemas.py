@@ -23,6 +23,10 @@ import fastjsonschema
 # The flag named in every error message; tap.py and the CLIs both accept it.
 SCHEMA_FLAG = "--schemas"
 
+# fastjsonschema >= 2.21 can report every violation instead of only the first (fast_fail=False);
+# older releases (setup.cfg allows >= 2.18) still work, with one R-004 finding per message.
+_COLLECT_ALL = {"fast_fail": False} if hasattr(fastjsonschema, "JsonSchemaValuesException") else {}
+
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 
 
@@ -135,7 +139,8 @@ class SchemaSet:
     """The compiled schema set of one folder (shared by every Validator over that folder).
 
     ``validators[message_type](obj)`` raises fastjsonschema.JsonSchemaValuesException holding every
-    violation (fast_fail=False) and never modifies ``obj`` (compiled with use_default=False).
+    violation (fast_fail=False; JsonSchemaValueException for the first one on fastjsonschema < 2.21)
+    and never modifies ``obj`` (compiled with use_default=False).
     ``id_plans[message_type]`` is the tree of the ID-typed fields (see :func:`_id_plan`), and
     ``id_walkers[message_type]`` the same compiled into a function (see :func:`_id_walker`).
     """
@@ -249,7 +254,7 @@ def _compile_inlined(messages, store):
         definition["$schema"] = schema.get("$schema", "https://json-schema.org/draft/2020-12/schema")
         resolver = RefResolver.from_schema(definition, handlers={}, store={})
         generator = _LeanGenerator(definition, resolver=resolver, formats=FORMATS, use_default=False,
-                                   use_formats=True, detailed_exceptions=True, fast_fail=False)
+                                   use_formats=True, detailed_exceptions=True, **_COLLECT_ALL)
         namespace = generator.global_state
         exec(compile(generator.func_code, "<schema {}>".format(message_type), "exec"), namespace)
         validators[message_type] = _bind_formats(namespace[resolver.get_scope_name()])
@@ -264,7 +269,7 @@ def _bind_formats(fn):
 
 def _compile_each(messages, handler):
     return {mt: fastjsonschema.compile(schema, handlers={"https": handler, "http": handler},
-                                       formats=FORMATS, use_default=False, fast_fail=False)
+                                       formats=FORMATS, use_default=False, **_COLLECT_ALL)
             for mt, schema in messages.items()}
 
 

@@ -10,7 +10,13 @@ default-filling), and the proxy forwards the original frame, not anything produc
 import json
 import re
 
-from fastjsonschema import JsonSchemaValueException, JsonSchemaValuesException
+from fastjsonschema import JsonSchemaValueException
+
+try:
+    from fastjsonschema import JsonSchemaValuesException
+except ImportError:  # fastjsonschema < 2.21 stops at the first violation
+    class JsonSchemaValuesException(Exception):
+        errors = ()
 
 from s2proxy.schemas import find_schema_dir, load_schema_set
 
