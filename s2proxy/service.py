@@ -37,7 +37,32 @@ DEFAULTS = {
     "websocket_protocol_options": {},
     "allowed_origins": ["*"],
     # -- issue 4 settings --
+    "store": True,                       # False: --no-store
+    "data_dir": None,                    # None: $STATE_DIRECTORY or the working directory
+    "history_max_age": 30 * 86400.0,
+    "history_max_bytes": 1 << 30,
+    "store_queue_max": 20000,
+    "store_flush_interval": 0.05,
+    "api_allow": "127.0.0.0/8,::1",
+    "api_token": None,
+    "api_guard_reads": False,
+    "api_origins": "",
+    "feed_max_buffer": 4 * 1024 * 1024,
     # -- issue 5 settings --
+    "connect": [],                 # connector entries: {role, rm_id, cem_id, url, token, ca_file, ...}
+    "connect_ca": None,            # default CA file for wss:// connectors (else the system store)
+    "connect_client_cert": None,   # default client certificate (PEM, key inside or connect_client_key)
+    "connect_client_key": None,
+    "connect_insecure": False,     # skip certificate checks of wss:// peers (warned on every connection)
+    "connect_timeout": 10.0,       # TCP connect timeout of a connector attempt
+    "backoff_initial": 1.0,
+    "backoff_max": 60.0,
+    "backoff_factor": 1.5,
+    "backoff_jitter": None,        # None: random.random (0..1 s); tests pass lambda: 0
+    "connectors_clock": None,      # None: the reactor; tests pass a Clock to drive the backoff
+    "tls_min_version": "1.3",      # floor of the ssl: listener and of wss:// connectors
+    "tls_client_ca": None,         # require client certificates signed by this CA (mutual TLS)
+    "device_tokens": None,         # token file path (or an auth.DeviceTokens): bearer check on devices
 }
 
 
@@ -124,7 +149,28 @@ class S2Proxy(service.MultiService):
             self.registry, max_connections=settings["max_connections"], authorize=None)
         self.device_factory.setProtocolOptions(**websocket_options(settings))
         # -- issue 4 wiring (store, feeds, metrics) --
+        from s2proxy.api import wire
+        wire(self, settings, reactor)
         # -- issue 5 wiring (connectors, TLS, device auth) --
+        from s2proxy import tls
+        from s2proxy.connectors import Connectors
+        tls.require_service_identity()
+        if isinstance(settings["port"], str):
+            # An ssl: listener gets the TLS floor and, with tls_client_ca, mutual TLS.
+            settings["port_description"] = settings["port"]
+            settings["port"] = tls.server_endpoint(reactor, settings["port"], settings["tls_min_version"],
+                                                   settings["tls_client_ca"])
+        if settings["device_tokens"]:
+            from s2proxy.auth import DeviceTokens, make_authorizer
+            tokens = settings["device_tokens"]
+            if isinstance(tokens, str):
+                tokens = DeviceTokens.load(tokens)
+            self.device_factory.authorize = make_authorizer(tokens, self.hub)
+        self.connectors = Connectors(self.registry, self.hub, reactor, settings,
+                                     clock=settings["connectors_clock"])
+        for entry in settings["connect"]:
+            self.connectors.add_entry(entry)
+        self.connectors.setServiceParent(self)
         from s2proxy.web import build_site
         self.site = build_site(self)
         endpoint = settings["port"]
