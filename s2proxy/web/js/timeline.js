@@ -42,6 +42,11 @@ export class Timeline {
   }
 
   measure() {
+    // The column header sits outside the scrolling list: pad it by the scrollbar's width.
+    const header = this.container.previousElementSibling;
+    if (header && header.classList.contains("tl-header")) {
+      header.style.paddingRight = `calc(0.6rem + ${this.container.offsetWidth - this.container.clientWidth}px)`;
+    }
     const narrow = window.matchMedia("(max-width: 720px)").matches;
     const height = narrow ? 58 : 34;
     if (height !== this.rowHeight) this.rowHeight = height;
@@ -122,11 +127,12 @@ export class Timeline {
       h("span", { class: `c-dir dir-${(row.origin || "x").toLowerCase()}` }, DIRECTION[row.origin] || row.origin || "?"),
       h("span", { class: "c-type", title: row.type }, row.rs ? rsLabel(row) : row.type,
         EVENT_TAG[row.event] ? h("span", { class: `tag tag-${row.event}` }, EVENT_TAG[row.event]) : null),
-      h("span", { class: "c-id", title: row.msgId || "" }, row.rs ? rsLink(row) : shortId(row.msgId)),
+      h("span", { class: "c-id", title: row.rs ? `subject ${row.rs.subject}` : row.msgId || "" },
+        shortId(row.rs ? row.rs.subject : row.msgId)),
       h("span", { class: "c-badge" }, h("span", { class: `badge badge-${row.severity}` }, BADGE_TEXT[row.severity])),
       h("span", { class: "c-findings", title: `${findings} findings` },
         findings ? h("span", { class: "count" }, `${findings}`, h("span", { class: "sr" }, " findings")) : ""),
-      h("span", { class: "c-ack" }, ackChip(row)));
+      h("span", { class: "c-ack" }, row.rs ? rsLink(row) : ackChip(row)));
   }
 
   onKey(e) {
@@ -177,17 +183,16 @@ export class Timeline {
 
 function rsLabel(row) {
   const status = row.rs.status || "?";
-  return h("span", { class: "rs-label" },
-    h("span", { class: "rs-hook", "aria-hidden": "true" }, "↳ "),
-    "ReceptionStatus ",
-    h("span", { class: `status status-${status === "OK" ? "ok" : "bad"}` }, status));
+  return h("span", { class: "rs-label", title: `ReceptionStatus ${status}` },
+    h("span", { class: `status status-${status === "OK" ? "ok" : "bad"}` }, status),
+    " ReceptionStatus");
 }
 
 function rsLink(row) {
   const subject = row.rs.subjectRow;
-  if (!subject) return h("span", { class: "rs-orphan", title: row.rs.subject || "" }, `for ${shortId(row.rs.subject)}`);
+  if (!subject) return h("span", { class: "rs-orphan", title: `answers ${row.rs.subject}: not in this session` }, "unknown");
   return h("button", { class: "link", type: "button", "data-goto": String(subject.n - 1),
-                       title: `answers #${subject.n} ${subject.type}` }, `answers #${subject.n}`);
+                       title: `answers #${subject.n} ${subject.type}` }, `↩ #${subject.n}`);
 }
 
 function ackChip(row) {
