@@ -648,6 +648,7 @@ def _rs_soft(ctx):
     if rec.rs_status is not None or rec.superseded or chk.open.get((rec.sender, rec.key)) is not rec:
         return
     if ctx.final:
+        chk.open.pop((rec.sender, rec.key), None)
         chk.emit("R-038", "no ReceptionStatus for this %s: the session ended %.3f s after it was "
                  "forwarded (less than T_rs)" % (rec.mtype, ctx.now - rec.fwd), rules.WARNING, rec)
         return
