@@ -2,7 +2,7 @@
 
 A transcript is JSON lines {"time", "sender", "message"} (the format of S2-PROTOCOL.md §7).
 A mutation names a base transcript and a list of edit operations; the tests replay the mutated
-transcript and expect the mutation's rule to fire.  Messages are addressed as "RM:4" (the line
+transcript (tests/checker_replay.py) and expect the mutation's rule to fire with its severity.  Messages are addressed as "RM:4" (the line
 of that sender whose message_id ends in the 12-digit counter 4) or by their full message_id.
 
 Operations:
@@ -14,6 +14,8 @@ Operations:
                               new line after `after` (and after its ReceptionStatus); answered with
                               `status` (default "OK"; null for no answer) 1 ms later
   status  msg, value          change the status of the ReceptionStatus answering msg
+  answer_after  msg, after    move the ReceptionStatus answering msg to 1 ms after the line `after`
+                              (to make a message cross another one in flight, X-4)
 """
 
 import copy
@@ -22,7 +24,6 @@ import json
 import os
 
 HERE = os.path.join(os.path.dirname(__file__), "fixtures", "transcripts", "types")
-CLOSE_DELAY = 0.49      # §7: the WebSocket closes 490 ms after the last line
 
 
 def parse_time(text):
@@ -100,6 +101,12 @@ def apply(lines, ops):
             i = _find(lines, op["msg"])
             for j in _answers(lines, i):
                 lines[j]["message"]["status"] = op["value"]
+        elif kind == "answer_after":
+            i = _find(lines, op["msg"])
+            answer = lines.pop(_answers(lines, i)[0])
+            j = _find(lines, op["after"])
+            answer["time"] = format_time(parse_time(lines[j]["time"]) + 0.001)
+            lines.insert(j + 1, answer)
         elif kind == "insert":
             i = _find(lines, op["after"])
             answers = _answers(lines, i)
@@ -125,15 +132,3 @@ def apply(lines, ops):
         line.pop("_inserted", None)
     return lines
 
-
-def replay(checker, validator, lines, close=True):
-    """Feed every line; returns (all findings, findings per line index)."""
-    found = []
-    for i, line in enumerate(lines):
-        now = parse_time(line["time"])
-        found.extend(checker.tick(now))
-        analysis = validator.analyse(json.dumps(line["message"]))
-        found.extend(checker.feed(line["sender"], analysis, now, i))
-    if close and lines:
-        found.extend(checker.finish(parse_time(lines[-1]["time"]) + CLOSE_DELAY))
-    return found

@@ -593,7 +593,7 @@ def summarise(kind, activation):
     """The per-type part of the state summary: the latest description in brief, statuses, timers."""
     st = activation.store.get("om")
     if st is None or not st.descs:
-        return {"system_description": None}
+        return None
     live = [d for d in st.descs if not d.dead()]
     desc = live[-1] if live else st.descs[-1]
     scopes = []
@@ -614,8 +614,8 @@ def summarise(kind, activation):
         if scope.id is not None:
             entry["id"] = scope.id
         scopes.append(entry)
-    out = {"system_description": {"message_id": desc.rec.mid, "valid_from": desc.rec.obj.get("valid_from"),
-                                  "revoked": desc.dead(), "count_in_activation": len(st.descs)}}
+    out = {"control_type": kind.prefix, "message_id": desc.rec.mid, "valid_from": desc.rec.obj.get("valid_from"),
+           "revoked": desc.dead(), "descriptions_in_activation": len(st.descs)}
     if kind.actuators:
         out["actuators"] = scopes
     else:

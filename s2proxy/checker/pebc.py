@@ -310,6 +310,7 @@ def _energy(ctx, st, env, i, q, elements, start, end, uppers, lowers):
 def summary(activation):
     st = activation.store.get("pebc") or {"constraints": {}, "energy": {}}
     return {
+        "control_type": "PEBC",
         "power_constraints": [
             {"id": c.obj.get("id"), "valid_from": c.obj.get("valid_from"), "valid_until": c.obj.get("valid_until"),
              "consequence_type": c.obj.get("consequence_type"), "revoked": bool(c.entry and c.entry.revoked),

@@ -350,4 +350,4 @@ def summary(activation):
         out.append({"id": prof.obj.get("id"), "start_time": prof.obj.get("start_time"),
                     "end_time": prof.obj.get("end_time"), "revoked": bool(prof.entry and prof.entry.revoked),
                     "containers": conts})
-    return {"power_profiles": out}
+    return {"control_type": "PPBC", "power_profiles": out}
