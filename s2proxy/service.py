@@ -37,6 +37,17 @@ DEFAULTS = {
     "websocket_protocol_options": {},
     "allowed_origins": ["*"],
     # -- issue 4 settings --
+    "store": True,                       # False: --no-store
+    "data_dir": None,                    # None: $STATE_DIRECTORY or the working directory
+    "history_max_age": 30 * 86400.0,
+    "history_max_bytes": 1 << 30,
+    "store_queue_max": 20000,
+    "store_flush_interval": 0.05,
+    "api_allow": "127.0.0.0/8,::1",
+    "api_token": None,
+    "api_guard_reads": False,
+    "api_origins": "",
+    "feed_max_buffer": 4 * 1024 * 1024,
     # -- issue 5 settings --
     "connect": [],                 # connector entries: {role, rm_id, cem_id, url, token, ca_file, ...}
     "connect_ca": None,            # default CA file for wss:// connectors (else the system store)
@@ -138,6 +149,8 @@ class S2Proxy(service.MultiService):
             self.registry, max_connections=settings["max_connections"], authorize=None)
         self.device_factory.setProtocolOptions(**websocket_options(settings))
         # -- issue 4 wiring (store, feeds, metrics) --
+        from s2proxy.api import wire
+        wire(self, settings, reactor)
         # -- issue 5 wiring (connectors, TLS, device auth) --
         from s2proxy import tls
         from s2proxy.connectors import Connectors

@@ -61,6 +61,8 @@ class Options(usage.Options):
         ["strict", None, "Strict mode: warnings that S2-PROTOCOL.md section 8 marks as strict-mode errors become errors."],
         ["mirror-close", None, "When one side disconnects, close the other side too (default: it stays connected)."],
         # -- issue 4 flags --
+        ["no-store", None, "Keep no history (nothing is written to disk; history endpoints answer 503)."],
+        ["api-guard-reads", None, "Guard reads (history, sessions, health, metrics, feeds) like changes: allowed networks or the API token."],
         # -- issue 5 flags --
     ]
 
@@ -80,6 +82,16 @@ class Options(usage.Options):
         ["max-connections", None, 10000, "Most device connections at once (0 = no limit); more are refused with 503.", _positive_int("max-connections")],
         ["log-level", None, None, "Log level (DEBUG, INFO, WARNING, ERROR); default: $LOG_LEVEL or INFO."],
         # -- issue 4 parameters --
+        ["data-dir", None, None, "Folder of the history database (default: $STATE_DIRECTORY or the working directory)."],
+        ["history-max-age", None, "30d", "Delete history older than this (s, m, h, d; 0 = keep)."],
+        ["history-max-bytes", None, "1G", "Keep the history database under this size (K, M, G; 0 = no limit)."],
+        ["store-queue-max", None, 20000, "History records waiting for the disk before devices are paused.", _positive_int("store-queue-max")],
+        ["store-flush-interval", None, 0.05, "Seconds between history batch writes.", _seconds("store-flush-interval")],
+        ["api-allow", None, "127.0.0.0/8,::1", "Networks (comma-separated) allowed to change things (inject, connectors) without the token."],
+        ["api-token", None, None, "Bearer token that allows API changes from anywhere (or use --api-token-file)."],
+        ["api-token-file", None, None, "File whose first line is the API token."],
+        ["api-origins", None, "", "Browser origins (comma-separated, * = any) allowed besides the proxy's own."],
+        ["feed-max-buffer", None, "4M", "Bytes that may wait for a live-feed viewer before it is dropped."],
         # -- issue 5 parameters --
     ]
 
@@ -130,6 +142,8 @@ class Options(usage.Options):
         self._check_checker_options()
         self._check_port()
         # -- issue 4 checks --
+        from s2proxy.api import check_options
+        check_options(self)
         # -- issue 5 checks --
 
     def _check_checker_options(self):
@@ -166,6 +180,17 @@ def settings_from_options(config):
         "max_connections": config["max-connections"],
         "websocket_protocol_options": dict(config["websocket-protocol-option"]),
         # -- issue 4 settings --
+        "store": not config["no-store"],
+        "data_dir": config["data-dir"],
+        "history_max_age": config["history-max-age"],
+        "history_max_bytes": config["history-max-bytes"],
+        "store_queue_max": config["store-queue-max"],
+        "store_flush_interval": config["store-flush-interval"],
+        "api_allow": config["api-allow"],
+        "api_token": config["api-token"],
+        "api_guard_reads": bool(config["api-guard-reads"]),
+        "api_origins": config["api-origins"],
+        "feed_max_buffer": config["feed-max-buffer"],
         # -- issue 5 settings --
     }
 

@@ -43,6 +43,8 @@ def build_root(app):
     backend.putChild(b"cem", devices)
 
     # -- history, API, feeds, metrics (issue 4) ------------------------------------------------
+    from s2proxy.api import add_api
+    add_api(app, backend, root)
 
     # -- connectors API (issue 5) --------------------------------------------------------------
 
