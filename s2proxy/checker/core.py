@@ -561,9 +561,9 @@ class Checker:
                           "(T_rs %g s)" % (status, delay, target.mtype, cfg.t_rs), None, target)
                 self.add_candidate(target)
         if status == "OK":
-            if not target.valid:
-                self.emit("R-045", "the %s answered OK to a %s this checker found invalid (format "
-                          "errors)" % (rs.sender, target.mtype), None, target)
+            if not target.schema_valid:
+                self.emit("R-045", "the %s answered OK to a %s that is schema-invalid (R-004)"
+                          % (rs.sender, target.mtype), None, target)
             elif target.ref_error:
                 self.emit("R-045", "the %s answered OK to a %s with an unresolvable reference"
                           % (rs.sender, target.mtype), None, target)
