@@ -64,6 +64,8 @@ class Options(usage.Options):
         ["no-store", None, "Keep no history (nothing is written to disk; history endpoints answer 503)."],
         ["api-guard-reads", None, "Guard reads (history, sessions, health, metrics, feeds) like changes: allowed networks or the API token."],
         # -- issue 5 flags --
+        ["connect-insecure", None, "Do not verify the certificates of wss:// peers that connectors dial "
+                                   "(warned on every connection; never in production)."],
     ]
 
     optParameters = [
@@ -93,6 +95,23 @@ class Options(usage.Options):
         ["api-origins", None, "", "Browser origins (comma-separated, * = any) allowed besides the proxy's own."],
         ["feed-max-buffer", None, "4M", "Bytes that may wait for a live-feed viewer before it is dropped."],
         # -- issue 5 parameters --
+        ["connectors-file", None, None, "JSON file of outbound connectors, each with its own token, headers, CA, "
+                                        "pin and client certificate (docs/deployment.md)."],
+        ["connect-ca", None, None, "CA file (PEM) that wss:// connectors trust instead of the system trust store."],
+        ["connect-client-cert", None, None, "Client certificate (PEM; the key inside or in --connect-client-key) "
+                                            "that connectors present."],
+        ["connect-client-key", None, None, "Private key (PEM) of --connect-client-cert."],
+        ["connect-timeout", None, 10.0, "Seconds a connector waits for the TCP connection.", _seconds("connect-timeout")],
+        ["backoff-initial", None, 1.0, "Seconds a connector waits before its first retry (then times "
+                                       "--backoff-factor, plus 0-1 s jitter).", _seconds("backoff-initial")],
+        ["backoff-max", None, 60.0, "Longest wait between a connector's attempts (before jitter).", _seconds("backoff-max")],
+        ["backoff-factor", None, 1.5, "Growth of a connector's wait after each failed attempt.", _seconds("backoff-factor")],
+        ["tls-min-version", None, "1.3", "Lowest TLS version of the ssl: listener and of wss:// connectors "
+                                         "(1.3 as S2 asks; 1.2 for old devices, logged as a warning)."],
+        ["tls-client-ca", None, None, "Require client certificates signed by this CA (PEM) on the ssl: listener "
+                                      "(mutual TLS)."],
+        ["device-tokens", None, None, "Token file (JSON): devices must send Authorization: Bearer with a token "
+                                      "allowed for their role and id (else 401/403). Off by default."],
     ]
 
     def __init__(self):
@@ -113,6 +132,10 @@ class Options(usage.Options):
             self["websocket-protocol-option"][key] = json.loads(value)
         except ValueError as e:
             raise usage.UsageError("--websocket-protocol-option %s: value is not JSON (%s)" % (key, e))
+
+    def opt_connect(self, spec):
+        """cem:CEM_ID:RM_ID:URL or rm:RM_ID:CEM_ID:URL: dial this listening CEM or RM (repeatable; issue 5)."""
+        self.setdefault("connect", []).append(spec)
 
     def opt_checker_option(self, arg):
         """NAME=SECONDS: set a checker duration (t_rs, t_rs_max, t_close, t_status, t_switch, t_meas, t_skew) (repeatable)."""
@@ -145,6 +168,8 @@ class Options(usage.Options):
         from s2proxy.api import check_options
         check_options(self)
         # -- issue 5 checks --
+        from s2proxy.connectors import check_options as check_connector_options
+        check_connector_options(self)
 
     def _check_checker_options(self):
         known = ("t_rs", "t_rs_max", "t_close", "t_status", "t_switch", "t_meas", "t_skew")
@@ -192,6 +217,18 @@ def settings_from_options(config):
         "api_origins": config["api-origins"],
         "feed_max_buffer": config["feed-max-buffer"],
         # -- issue 5 settings --
+        "connect": config.get("connect-entries", []),
+        "connect_ca": config["connect-ca"],
+        "connect_client_cert": config["connect-client-cert"],
+        "connect_client_key": config["connect-client-key"],
+        "connect_insecure": bool(config["connect-insecure"]),
+        "connect_timeout": config["connect-timeout"],
+        "backoff_initial": config["backoff-initial"],
+        "backoff_max": config["backoff-max"],
+        "backoff_factor": config["backoff-factor"],
+        "tls_min_version": config["tls-min-version"],
+        "tls_client_ca": config["tls-client-ca"],
+        "device_tokens": config["device-tokens"],
     }
 
 
