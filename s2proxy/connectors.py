@@ -91,11 +91,11 @@ def check_url(field, url):
 def parse_connect_spec(spec):
     """``cem:CEM_ID:RM_ID:URL`` or ``rm:RM_ID:CEM_ID:URL`` (the URL may contain ':')."""
     parts = spec.split(":", 3)
-    if len(parts) != 4 or parts[0].lower() not in ROLE_NAMES:
+    if len(parts) != 4 or parts[0].lower() not in ROLE_NAMES or "://" not in parts[3]:
         raise ConnectorError("--connect", "expected cem:CEM_ID:RM_ID:URL or rm:RM_ID:CEM_ID:URL, "
                                           "got %r" % spec)
     kind, own_id, peer_id, url = parts
-    check_url("--connect " + spec, url)
+    check_url("url", url)
     if kind.lower() == "cem":
         return {"role": "cem", "cem_id": own_id, "rm_id": peer_id, "url": url}
     return {"role": "rm", "rm_id": own_id, "cem_id": peer_id, "url": url}
@@ -328,7 +328,8 @@ class Connector(service.Service):
             attempts=self.attempts))
 
     def describe(self):
-        conv = self.owner.registry.conversations.get((self.rm_id, self.cem_id))
+        registry = self.owner.registry
+        conv = registry.conversations.get((self.rm_id, self.cem_id)) if registry is not None else None
         return {
             "id": self.id,
             "connection_id": self.connection_id,
@@ -540,3 +541,84 @@ def load_connectors_file(path):
     if not isinstance(data, list) or not all(isinstance(e, dict) for e in data):
         raise ConnectorError("--connectors-file", '%s: expected {"connectors": [{...}, ...]}' % path)
     return data
+
+
+_PATH_KEYS = ("token_file", "ca_file", "client_cert", "client_key")
+
+
+def resolve_file_entries(entries, path):
+    """File names inside a connectors file are relative to the file's folder."""
+    import os
+    base = os.path.dirname(os.path.abspath(path))
+    resolved = []
+    for entry in entries:
+        entry = dict(entry)
+        for key in _PATH_KEYS:
+            if isinstance(entry.get(key), str):
+                entry[key] = os.path.join(base, os.path.expanduser(entry[key]))
+        resolved.append(entry)
+    return resolved
+
+
+def check_options(config):
+    """``twistd s2analyzer`` start-up checks for the issue 5 flags; UsageError names the flag.
+
+    Sets ``config["connect-entries"]``: every connector of ``--connect`` and
+    ``--connectors-file``, checked by building it (files read, TLS settings loaded) without
+    dialling.
+    """
+    from twisted.internet import reactor
+    from twisted.python import usage
+
+    from s2proxy import auth
+    from s2proxy.service import DEFAULTS
+    try:
+        tls.require_service_identity()
+    except tls.TLSConfigError as e:
+        raise usage.UsageError(str(e))
+    try:
+        tls.parse_min_version(config["tls-min-version"])
+        tls.server_endpoint(reactor, config["port"], config["tls-min-version"],
+                            config["tls-client-ca"])
+    except tls.TLSConfigError as e:
+        raise usage.UsageError(str(e))
+    if config["device-tokens"]:
+        try:
+            auth.DeviceTokens.load(config["device-tokens"])
+        except auth.TokenFileError as e:
+            raise usage.UsageError(str(e))
+    for flag in ("connect-ca", "connect-client-cert", "connect-client-key"):
+        if config[flag]:
+            try:
+                open(config[flag], "rb").close()
+            except OSError as e:
+                raise usage.UsageError("--%s %s: %s" % (flag, config[flag], e.strerror or e))
+    if config["backoff-max"] < config["backoff-initial"]:
+        raise usage.UsageError("--backoff-max must not be smaller than --backoff-initial")
+    if config["backoff-factor"] < 1:
+        raise usage.UsageError("--backoff-factor must be at least 1")
+    entries = [(spec, "--connect %s" % spec) for spec in config.get("connect", [])]
+    if config["connectors-file"]:
+        path = config["connectors-file"]
+        try:
+            listed = resolve_file_entries(load_connectors_file(path), path)
+        except ConnectorError as e:
+            raise usage.UsageError(str(e))
+        entries += [(e, "--connectors-file %s: connectors[%d]" % (path, i))
+                    for i, e in enumerate(listed)]
+    settings = dict(DEFAULTS)
+    settings.update(connect_ca=config["connect-ca"], connect_client_cert=config["connect-client-cert"],
+                    connect_client_key=config["connect-client-key"],
+                    connect_insecure=bool(config["connect-insecure"]),
+                    tls_min_version=config["tls-min-version"])
+    trial = Connectors(None, None, reactor, settings)
+    checked = []
+    for entry, where in entries:
+        try:
+            if isinstance(entry, str):
+                entry = parse_connect_spec(entry)
+            trial.add_entry(entry)
+        except ConnectorError as e:
+            raise usage.UsageError("%s: %s" % (where, e))
+        checked.append(entry)
+    config["connect-entries"] = checked
