@@ -96,6 +96,7 @@ class OpState:
         self.r083 = set()         # scope keys already reported by R-083
         self.instrs = {}          # scope key -> [Instruction] of this activation (recent)
         self.extra = {}           # type-specific state (FRBC storage status, leakage, ...)
+        self.keys = {}            # cache raw id -> id_key (statuses repeat the same few ids)
 
 
 # Mode ids ever described per (checker, prefix, scope key), for the previous-mode look-up of R-080.
@@ -280,10 +281,20 @@ def applicable(cands, t, skew, known=None):
 
 def resolve_desc(ctx, st, t):
     """The description to check an RM status against: applicable at t, else the newest live one."""
-    cands = [d for d in st.descs if not d.dead()] or st.descs
-    if not cands:
+    descs = st.descs
+    if not descs:
         return None, None
-    return applicable(cands, t, ctx.cfg.t_skew), cands[-1]
+    newest = descs[-1]
+    if not newest.dead():
+        # Fast path (descriptions usually arrive with increasing valid_from): the newest live one
+        # has the greatest valid_from of all, so it is applicable as soon as it is valid.
+        if newest.valid_from >= st.max_valid_from and newest.valid_from <= t + ctx.cfg.t_skew:
+            return newest, newest
+        cands = descs
+    else:
+        cands = [d for d in descs if not d.dead()] or descs
+    return applicable(cands if cands is not descs else [d for d in descs if not d.dead()], t,
+                      ctx.cfg.t_skew), cands[-1]
 
 
 # ------------------------------------------------------------------ handlers
@@ -322,7 +333,9 @@ def register(kind):
     @on(kind.status, rule="R-080")
     def status(ctx):
         obj = ctx.obj
-        _factor(ctx, obj)
+        f = obj.get("operation_mode_factor")
+        if type(f) in (int, float) and (f < -_TOL or f > 1 + _TOL):
+            _factor(ctx, obj)
         prev_id, ts = obj.get("previous_operation_mode_id"), obj.get("transition_timestamp")
         active_id = obj.get("active_operation_mode_id")
         if (prev_id is None) != (ts is None):
@@ -331,42 +344,47 @@ def register(kind):
                                                         ("transition_timestamp", "previous_operation_mode_id")))
         if prev_id is not None and id_key(prev_id) == id_key(active_id):
             report(ctx, "R-082", "previous_operation_mode_id %s equals active_operation_mode_id" % prev_id,
-                       path="previous_operation_mode_id")
-        if ctx.store is None:
+                   path="previous_operation_mode_id")
+        if not ctx.active or ctx.activation is None:
             return
         st = opstate(ctx.activation)
-        skey = id_key(obj.get("actuator_id")) if kind.actuators else None
-        akey = id_key(active_id)
+        keys = st.keys               # raw id -> X-1 key: a dict hit instead of a regex per status
+        raw = obj.get("actuator_id") if kind.actuators else None
+        skey = keys.get(raw)
+        if skey is None and raw is not None:
+            skey = keys[raw] = id_key(raw)
+        akey = keys.get(active_id)
+        if akey is None:
+            akey = keys[active_id] = id_key(active_id)
+        if len(keys) > 4096:
+            keys.clear()
         named = st.named.get(skey)
         if prev_id is None and ts is None and named is not None and named != akey:
             report(ctx, "R-081", "previous_operation_mode_id and transition_timestamp are absent although the "
-                       "previous status for this %s named another mode"
-                       % ("actuator" if kind.actuators else "device"))
+                   "previous status for this %s named another mode" % ("actuator" if kind.actuators else "device"))
         desc, newest = resolve_desc(ctx, st, ctx.now)
-        scope = None
         if newest is not None:
-            scope = _scope_in(desc, skey) or _scope_in(newest, skey)
+            s1 = desc.scopes.get(skey) if desc is not None else None
+            s2 = s1 if newest is desc else newest.scopes.get(skey)
+            scope = s1 or s2
             if scope is None:
                 report(ctx, "R-080", "actuator_id %s is not an actuator of the applicable or the latest "
-                           "SystemDescription" % obj.get("actuator_id"), path="actuator_id")
+                       "SystemDescription" % raw, path="actuator_id")
             else:
-                s1 = _scope_in(desc, skey)
-                s2 = _scope_in(newest, skey)
-                if not ((s1 and akey in s1.modes) or (s2 and akey in s2.modes)):
+                if not ((s1 is not None and akey in s1.modes) or (s2 is not None and akey in s2.modes)):
                     report(ctx, "R-080", "active_operation_mode_id %s is not an operation mode of %s in the "
-                               "applicable or the latest SystemDescription" % (active_id, scope.label()),
-                               path="active_operation_mode_id")
+                           "applicable or the latest SystemDescription" % (active_id, scope.label()),
+                           path="active_operation_mode_id")
                 if prev_id is not None:
                     known = _session_modes(ctx, kind.prefix).get(skey, ())
                     if id_key(prev_id) not in known:
                         report(ctx, "R-080", "previous_operation_mode_id %s is not an operation mode of %s in any "
-                                   "SystemDescription of the session" % (prev_id, scope.label()),
-                                   severity="warning", path="previous_operation_mode_id")
+                               "SystemDescription of the session" % (prev_id, scope.label()),
+                               severity="warning", path="previous_operation_mode_id")
                     elif ts is not None:
                         _started_timers(st, scope, skey, id_key(prev_id), akey, parse_time(ts), ctx.now)
         old = st.status.get(skey)
-        old_named = named
-        new = Status(ctx.msg, akey, active_id, obj.get("operation_mode_factor"), ctx.now)
+        new = Status(ctx.msg, akey, active_id, f, ctx.now)
         st.status[skey] = new
         st.named[skey] = akey
 
@@ -376,7 +394,7 @@ def register(kind):
                     del st.status[skey]
                 else:
                     st.status[skey] = old
-                st.named[skey] = old_named
+                st.named[skey] = named
         ctx.on_reject(undo)
 
     @on(kind.timer, rule="R-084")
