@@ -323,7 +323,12 @@ def register(kind):
             modes.setdefault(key, set()).update(scope.modes)
             if key not in st.deadlines:
                 st.deadlines[key] = True
-                ctx.after(ctx.cfg.t_status, _status_deadline(kind, st, scope))
+                handle = ctx.after(ctx.cfg.t_status, _status_deadline(kind, st, scope))
+
+                def cancel(handle=handle, key=key):
+                    handle.cancel()
+                    st.deadlines.pop(key, None)
+                ctx.on_reject(cancel)
 
         def undo():
             if desc in st.descs:
