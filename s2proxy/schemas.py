@@ -233,13 +233,40 @@ class _RecursiveSchema(Exception):
     """A schema refers to itself: cannot be inlined (not the case in S2 0.0.2-beta)."""
 
 
+# JSON numbers beyond IEEE 754 binary64 (RFC 8259 section 6) parse in Python as inf or as huge ints,
+# and both pass "type": "number". Bounding every number in the compiled schemas catches them at the
+# cost of one comparison, instead of a Python hook per number in json.loads; validation.py reports
+# such a violation as R-002 (not strictly readable JSON), not as a schema error.
+FLOAT_MAX = 1.7976931348623157e308
+
+
+def _bound_numbers(node):
+    if isinstance(node, list):
+        for item in node:
+            _bound_numbers(item)
+    elif isinstance(node, dict):
+        if node.get("type") in ("number", "integer"):
+            node.setdefault("maximum", FLOAT_MAX)
+            node.setdefault("minimum", -FLOAT_MAX)
+        for value in node.values():
+            _bound_numbers(value)
+    return node
+
+
+def _prepared(schema, store):
+    """The message schema as compiled: refs inlined, annotations dropped, numbers bounded."""
+    definition = _bound_numbers(_inline(schema, schema["$id"], store))
+    definition["$schema"] = schema.get("$schema", "https://json-schema.org/draft/2020-12/schema")
+    return definition
+
+
 def _compile_inlined(messages, store):
-    """Compile each message schema, refs inlined, with fastjsonschema's code generator.
+    """Compile each prepared message schema with fastjsonschema's code generator.
 
     fastjsonschema's exception details embed the sub-schema into the source at every raise; we do
     not use them, and dropping them halves the source the interpreter has to compile. The subclass
     hook is a fastjsonschema internal, so any surprise makes the caller fall back to the public
-    compile() (same results, slower).
+    compile() (same results, slower to compile).
     """
     from fastjsonschema.draft2019 import CodeGeneratorDraft2019
     from fastjsonschema.ref_resolver import RefResolver
@@ -250,8 +277,7 @@ def _compile_inlined(messages, store):
 
     validators = {}
     for message_type, schema in messages.items():
-        definition = _inline(schema, schema["$id"], store)
-        definition["$schema"] = schema.get("$schema", "https://json-schema.org/draft/2020-12/schema")
+        definition = _prepared(schema, store)
         resolver = RefResolver.from_schema(definition, handlers={}, store={})
         generator = _LeanGenerator(definition, resolver=resolver, formats=FORMATS, use_default=False,
                                    use_formats=True, detailed_exceptions=True, **_COLLECT_ALL)
@@ -267,10 +293,19 @@ def _bind_formats(fn):
     return validate
 
 
-def _compile_each(messages, handler):
-    return {mt: fastjsonschema.compile(schema, handlers={"https": handler, "http": handler},
-                                       formats=FORMATS, use_default=False, **_COLLECT_ALL)
-            for mt, schema in messages.items()}
+def _compile_each(messages, store):
+    """The public road: fastjsonschema.compile() per message type (refs resolved locally if needed)."""
+    handler = _local_handler(store)
+    validators = {}
+    for message_type, schema in messages.items():
+        try:
+            definition = _prepared(schema, store)
+        except _RecursiveSchema:
+            definition = schema
+        validators[message_type] = fastjsonschema.compile(
+            definition, handlers={"https": handler, "http": handler}, formats=FORMATS, use_default=False,
+            **_COLLECT_ALL)
+    return validators
 
 
 def _id_plan(schema, base, store, depth=0):
@@ -354,13 +389,12 @@ def load_schema_set(directory):
         store, messages, count = _load(key)
         if not messages:
             raise SchemaDirError("{}: no message schemas (check {} DIR)".format(directory, SCHEMA_FLAG))
-        handler = _local_handler(store)
         try:
             validators = _compile_inlined(messages, store)
         except SchemaDirError:
             raise
-        except Exception:  # an internals change in fastjsonschema: take the public, slower road
-            validators = _compile_each(messages, handler)
+        except Exception:  # an internals change in fastjsonschema (or a recursive schema): public road
+            validators = _compile_each(messages, store)
         plans = {mt: _id_plan(s, s["$id"], store) or {} for mt, s in messages.items()}
         walkers = {mt: _id_walker(plan, mt) for mt, plan in plans.items()}
         result = SchemaSet(key, validators, plans, walkers, time.perf_counter() - started, count)

@@ -18,11 +18,9 @@ except ImportError:  # fastjsonschema < 2.21 stops at the first violation
     class JsonSchemaValuesException(Exception):
         errors = ()
 
-from s2proxy.schemas import find_schema_dir, load_schema_set
+from s2proxy.schemas import FLOAT_MAX, find_schema_dir, load_schema_set
 
 __all__ = ["Validator", "Analysis", "json_path"]
-
-_FLOAT_MAX = 1.7976931348623157e308
 
 # the whole-string reading of ID.schema.json's (unanchored) pattern.
 _ID_SCHEMA_PATTERN = re.compile(r"[a-zA-Z0-9\-_:]{2,64}")
@@ -44,28 +42,14 @@ def _reject_constant(name):
     raise _NotStrictJSON("{} is not a JSON value (RFC 8259 has no NaN or Infinity)".format(name))
 
 
-def _parse_float(text):
-    value = float(text)
-    if value - value != 0.0:  # inf: the literal is beyond binary64 (what s2-rust's serde_json reads)
-        raise _NotStrictJSON("number {} is out of the range of an IEEE 754 double".format(_clip(text)))
-    return value
-
-
-def _parse_int(text):
-    # Python's int has no limit, but peers read JSON numbers as doubles (RFC 8259 section 6).
-    if len(text) > 300:
-        digits = len(text) - (text[0] == "-")
-        if digits > 309 or abs(int(text)) > _FLOAT_MAX:
-            raise _NotStrictJSON("number {} is out of the range of an IEEE 754 double".format(_clip(text)))
-    return int(text)
-
-
 def _clip(text, limit=40):
     return text if len(text) <= limit else text[:limit] + "...({} characters)".format(len(text))
 
 
-# One decoder for every frame (json.loads would build a new one per call with these hooks).
-_DECODER = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_parse_float, parse_int=_parse_int)
+# One decoder for every frame (json.loads would build a new one per call). No number hooks: a Python
+# call per number would cost a third of the parse time of a large SystemDescription; numbers beyond
+# binary64 are caught by the bounds schemas.py adds to every number instead (see _schema_finding).
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
 
 
 def json_path(loc):
@@ -171,8 +155,9 @@ class Validator:
             findings.append(_finding("R-002", "error", [], "not readable as JSON: nested too deeply for "
                                      "the parser ({} characters)".format(len(text))))
             return self._done(a, findings)
-        except ValueError as e:  # e.g. an integer literal beyond Python's digit limit
-            findings.append(_finding("R-002", "error", [], "not readable as JSON: {}".format(_clip(str(e), 120))))
+        except ValueError as e:  # an integer literal beyond Python's digit limit (thousands of digits)
+            findings.append(_finding("R-002", "error", [], "not readable as JSON: a number is out of the range "
+                                     "of an IEEE 754 double ({})".format(_clip(str(e), 120))))
             return self._done(a, findings)
         a.obj = obj
 
@@ -241,6 +226,14 @@ class Validator:
         for m in _NAME_PART.finditer(name, 4):
             loc.append(m.group(1) if m.group(1) is not None else int(m.group(2)))
         path = json_path(loc)
+        value = e.value
+        if (e.rule in ("maximum", "minimum") and isinstance(value, (int, float)) and not isinstance(value, bool)
+                and not -FLOAT_MAX <= value <= FLOAT_MAX):
+            # Only the bounds schemas.py adds can be violated like this (the S2 schemas have no
+            # maximum, and only Duration's minimum 0): the literal was beyond binary64.
+            return {"rule": "R-002", "severity": "error", "path": path, "loc": loc,
+                    "text": "{} number {} is out of the range of an IEEE 754 double (RFC 8259 section 6; "
+                            "peers read it as Infinity or reject it)".format(path, _describe(value))}
         message = e.message
         if message.startswith(name):
             message = message[len(name):].lstrip()

@@ -91,7 +91,7 @@ class CompileTests(SynchronousTestCase):
         # The fast path uses fastjsonschema internals; the fallback must judge alike.
         directory = find_schema_dir()
         store, messages, _ = schemas._load(directory)
-        fallback = schemas._compile_each(messages, schemas._local_handler(store))
+        fallback = schemas._compile_each(messages, store)
         fast = load_schema_set(directory).validators
         for message_type in fixture_types():
             with open(os.path.join(FIXTURES, message_type + ".json")) as f:

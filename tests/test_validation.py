@@ -127,18 +127,33 @@ class R002Tests(Base):
         for literal in ("NaN", "Infinity", "-Infinity"):
             self.assertR002(json.dumps(session_request()).replace('"RECONNECT"', literal), expect=literal)
 
+    def storage_status(self, number):
+        return (b'{"message_type": "FRBC.StorageStatus", "message_id": "' + UUID.encode() +
+                b'", "present_fill_level": ' + number + b"}")
+
     def test_number_beyond_double(self):
-        self.assertR002(b'{"message_type": "FRBC.StorageStatus", "message_id": "' + UUID.encode() +
-                        b'", "present_fill_level": 1e400}', expect="1e400")
-        self.assertR002(b"-" + b"9" * 400, expect="out of the range")
-        self.assertR002(b"1" * 10000, expect="out of the range")
+        for number in (b"1e400", b"-1.5E+309", b"9" * 400, b"-" + b"9" * 320 + b".5"):
+            a = self.analyse(self.storage_status(number))
+            self.assertEqual(rules(a), ["R-002"], number[:20])
+            self.assertEqual(a.findings[0]["path"], "$.present_fill_level")
+            self.assertIn("out of the range", a.findings[0]["text"])
+            self.assertFalse(a.valid or a.schema_valid)
+        # Deeper down, and against an integer type with a minimum of its own (Duration).
+        a = self.analyse(b'{"message_type": "FRBC.FillLevelTargetProfile", "message_id": "' + UUID.encode() +
+                         b'", "start_time": "2025-06-02T10:00:00Z", "elements": [{"duration": -1e999, '
+                         b'"fill_level_range": {"start_of_range": 0, "end_of_range": 1e999}}]}')
+        self.assertEqual(sorted((f["rule"], f["path"]) for f in a.findings),
+                         [("R-002", "$.elements[0].duration"),
+                          ("R-002", "$.elements[0].fill_level_range.end_of_range"),
+                          ("R-004", "$.elements[0].duration")])  # -inf is no integer either
+
+    def test_integer_literal_beyond_the_parser(self):
+        self.assertR002(self.storage_status(b"1" * 10000), expect="out of the range")
 
     def test_numbers_within_double_are_fine(self):
-        a = self.analyse(b'{"message_type": "FRBC.StorageStatus", "message_id": "' + UUID.encode() +
-                         b'", "present_fill_level": 1.5e308}')
-        self.assertTrue(a.valid)
-        self.assertTrue(self.analyse(b"1" * 300).findings)  # R-001 (not an object), not R-002
-        self.assertEqual(rules(self.analyse(b"1" * 300)), ["R-001"])
+        for number in (b"1.5e308", b"-1.7976931348623157e308", b"1e-400", b"9" * 300):
+            a = self.analyse(self.storage_status(number))
+            self.assertEqual(a.findings, [], number[:20])
 
     def test_invalid_utf8(self):
         payload = json.dumps(session_request(diagnostic_label="x")).encode().replace(b'"x"', b'"\xff\xfe"')
