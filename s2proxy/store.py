@@ -264,6 +264,7 @@ class Store(service.Service):
         self.paused = False
         self.enqueued = 0        # reactor thread only
         self.written = 0         # writer thread only (read elsewhere: an int is read atomically)
+        self.last_seq = 0        # highest event seq committed (writer thread only)
         self.pauses = 0
         self._queue = deque()
         self._wake = threading.Event()
@@ -390,6 +391,7 @@ class Store(service.Service):
                     batch.append(queue.popleft())
                 self._write_batch(conn, batch)
                 self.written += len(batch)
+                self.last_seq = max([self.last_seq] + [e["seq"] for e in batch if "seq" in e])
                 wrote = True
             if wrote:
                 self.reactor.callFromThread(self._after_write)
@@ -570,7 +572,8 @@ class Store(service.Service):
 
     def status(self):
         return {"enabled": True, "path": self.path, "queued": len(self._queue),
-                "written": self.written, "paused": self.paused, "pauses": self.pauses,
+                "written": self.written, "last_seq": self.last_seq, "enqueued": self.enqueued,
+                "paused": self.paused, "pauses": self.pauses,
                 "schema_version": self._version, "max_age": self.max_age,
                 "max_bytes": self.max_bytes}
 
@@ -681,6 +684,10 @@ def query_transcript(conn, session_id):
             "SELECT origin, raw, checked_time FROM records WHERE session_id=? AND checked_seq IS NOT NULL"
             " AND raw IS NOT NULL ORDER BY checked_seq", (session_id,)):
         lines.append(json.dumps({"sender": origin, "message": raw, "time": iso(checked_time)}))
+    ended = conn.execute("SELECT ended FROM sessions WHERE session_id=?", (session_id,)).fetchone()
+    if ended is not None and ended[0] is not None:
+        # The checker's conversation ended there (its deadlines are settled at that time).
+        lines.append(json.dumps({"closed": True, "time": iso(ended[0])}))
     return ("\n".join(lines) + "\n").encode("utf-8") if lines else b""
 
 

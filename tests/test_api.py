@@ -262,6 +262,8 @@ class SessionTests(unittest.TestCase):
         self.assertEqual(code, 200)
         self.assertEqual(headers.getRawHeaders(b"content-type"), [b"application/x-ndjson"])
         lines = [json.loads(line) for line in data.decode().splitlines()]
+        self.assertEqual(lines[-1]["closed"], True)
+        lines = lines[:-1]
         self.assertEqual([(l["sender"], json.loads(l["message"])) for l in lines],
                          [("RM", HANDSHAKE_RM), ("CEM", STATUS_CEM), ("CEM", HANDSHAKE_CEM),
                           ("RM", BAD_HANDSHAKE)])
@@ -287,7 +289,7 @@ class SessionTests(unittest.TestCase):
         self.assertIsNotNone(kept["delivered_at"])
         self.assertEqual(delivered["ref_seq"], kept["seq"])
         code, headers, data = yield http("GET", base(proxy) + "/backend/sessions/%s/transcript" % sid)
-        senders = [json.loads(l)["sender"] for l in data.decode().splitlines()]
+        senders = [json.loads(l).get("sender") for l in data.decode().splitlines()]
         self.assertEqual(senders, ["RM", "CEM"])
 
     @defer.inlineCallbacks
