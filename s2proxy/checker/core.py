@@ -47,6 +47,7 @@ from .state import Activation, Record, SwitchWindow
 _log = logging.getLogger(__name__)
 _UNREAD_MAX = 256       # unreadable frames remembered per side for nil-subject matching
 _CAND_MAX = 32          # retransmission candidates per (side, message type)
+_NO_RULES = frozenset()
 
 class _Deadline:
     __slots__ = ("when", "fn", "rec", "cancelled")
@@ -120,7 +121,7 @@ class Checker:
         self._pending_since = None
         self._out = self._pending
         self._cur = None
-        self._cur_rules = set()
+        self._cur_rules = _NO_RULES
         self.finished = False
         self.last_ping = {"RM": None, "CEM": None}
         # counters
@@ -236,6 +237,8 @@ class Checker:
         self.severity_counts[sev] = self.severity_counts.get(sev, 0) + 1
         if rec is not None:
             if rec is self._cur:
+                if self._cur_rules is _NO_RULES:
+                    self._cur_rules = set()
                 self._cur_rules.add(rule)
             if sev == rules.ERROR and rule in rules.REFERENCE_RULES:
                 rec.ref_error = True
@@ -287,7 +290,7 @@ class Checker:
             if rec.answerable:
                 self.add_deadline(rec.fwd + self.cfg.t_rs, _unread_deadline, rec)
         else:
-            self.add_deadline(rec.fwd + self.cfg.t_rs, _rs_soft, rec)
+            rec.dl = self.add_deadline(rec.fwd + self.cfg.t_rs, _rs_soft, rec)
 
     # ------------------------------------------------------------------------------------------
     # pipeline
@@ -302,7 +305,7 @@ class Checker:
         rec.valid = bool(analysis.valid)
         rec.schema_valid = bool(getattr(analysis, "schema_valid", analysis.valid))
         self._cur = rec
-        self._cur_rules = set()
+        self._cur_rules = _NO_RULES
         counts = self.counts[sender]
         ckey = mtype if mtype in MESSAGE_TYPES else ("(unknown type)" if isdict and mtype else "(unreadable)")
         counts[ckey] = counts.get(ckey, 0) + 1
@@ -545,6 +548,9 @@ class Checker:
     def _close(self, target, rs, status, now):
         cfg = self.cfg
         del self.open[(target.sender, target.key)]
+        if target.dl is not None:
+            target.dl.cancelled = True      # answered: the heap entry is dropped unseen
+            target.dl = None
         target.rs_status = status
         target.rs_time = now
         base = target.fwd if target.fwd is not None else target.t
@@ -656,7 +662,7 @@ def _rs_soft(ctx):
     chk.emit("R-039", "no ReceptionStatus for this %s within T_rs (%g s) after it was forwarded"
              % (rec.mtype, chk.cfg.t_rs), None, rec)
     chk.add_candidate(rec)
-    chk.add_deadline(rec.fwd + chk.cfg.t_rs_max, _rs_hard, rec)
+    rec.dl = chk.add_deadline(rec.fwd + chk.cfg.t_rs_max, _rs_hard, rec)
 
 
 _rs_soft.rule = "R-039"

@@ -18,7 +18,7 @@ class Record:
 
     __slots__ = ("seq", "sender", "mtype", "mid", "key", "obj", "ref", "t", "fwd",
                  "rs_status", "rs_time", "late_reported", "valid", "schema_valid", "unreadable",
-                 "ref_error", "on_ok", "on_reject", "retx_of", "superseded", "answerable")
+                 "ref_error", "on_ok", "on_reject", "retx_of", "superseded", "answerable", "dl")
 
     def __init__(self, seq, sender, mtype, mid, key, obj, ref, t, fwd):
         self.seq = seq
@@ -42,6 +42,7 @@ class Record:
         self.retx_of = None         # the Record it retransmits
         self.superseded = False     # a retransmission with the same message_id replaced this entry
         self.answerable = True      # False for a (schema-invalid) ReceptionStatus: never answered
+        self.dl = None              # its pending ReceptionStatus deadline (cancelled when answered)
 
     @property
     def acknowledged(self):
