@@ -408,7 +408,10 @@ async def run_traffic(args, loop):
     emit({"event": "measure_end"})
     for p in pairs:
         p.stop_traffic()
-    await asyncio.sleep(0.2)
+    # Let every message in flight get its ReceptionStatus, so the checker sees a clean end.
+    deadline = perf() + 10.0
+    while perf() < deadline and any(p.inflight for p in pairs):
+        await asyncio.sleep(0.05)
     for p in pairs:
         p.rm.close()
         p.cem.close()
