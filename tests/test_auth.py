@@ -34,7 +34,7 @@ class DeviceTokenTests(unittest.TestCase):
         self.logged = []
         globalLogPublisher.addObserver(self.logged.append)
         self.addCleanup(globalLogPublisher.removeObserver, self.logged.append)
-        self.proxy = start_proxy(self, device_tokens=path, auto_ping_interval=0)
+        self.proxy = start_proxy(self, device_tokens=path, auto_ping_interval=0, store=False)
         self.events = []
         self.proxy.hub.subscribe(self.events.append)
 

@@ -6,6 +6,7 @@ reactor), so the delays are checked exactly with the jitter set to zero.
 
 import json
 
+import treq
 from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
 from autobahn.websocket.compress import PerMessageDeflateOffer, PerMessageDeflateOfferAccept
 from autobahn.websocket.types import ConnectionDeny
@@ -127,6 +128,7 @@ def free_port():
 
 def started_proxy(testcase, **settings):
     settings.setdefault("backoff_jitter", lambda: 0.0)
+    settings.setdefault("store", False)
     settings.setdefault("auto_ping_interval", 0)
     proxy = start_proxy(testcase, **settings)
     events = []
@@ -409,3 +411,128 @@ class BackoffTests(unittest.TestCase):
         proxy.connectors.add("rm1", "cem1", cem_uri="ws://127.0.0.1:%d/" % port.getHost().port)
         yield eventually(lambda: proxy.connectors.describe()[0]["state"] == "waiting")
         self.assertIn("timeout", proxy.connectors.describe()[0]["last_error"])
+
+
+@defer.inlineCallbacks
+def http_json(method, url, body=None):
+    """One request on a fresh connection; returns (status, parsed JSON body)."""
+    kwargs = {"persistent": False}
+    if body is not None:
+        kwargs["json"] = body
+    response = yield treq.request(method, url, **kwargs)
+    data = yield response.content()
+    return response.code, json.loads(data.decode("utf-8")) if data else None
+
+
+class ConnectionsAPITests(unittest.TestCase):
+    """``POST``/``DELETE /backend/connections/`` as routed by the API (issue 4) to the connectors."""
+
+    def api(self, proxy, tail=""):
+        return "http://127.0.0.1:%d/backend/connections/%s" % (proxy.port, tail)
+
+    @defer.inlineCallbacks
+    def test_post_list_delete(self):
+        cem = yield Peer(self).start()
+        proxy = started_proxy(self)
+        code, answer = yield http_json("POST", self.api(proxy),
+                                       {"rm_id": "rm1", "cem_id": "cem1", "cem_uri": cem.url()})
+        self.assertEqual(code, 200, answer)
+        connection = answer["session_id"]
+        self.assertEqual(proxy.connectors.describe()[0]["connection_id"], connection)
+        yield eventually(lambda: cem.connections)
+        code, listing = yield http_json("GET", self.api(proxy))
+        self.assertEqual(code, 200)
+        [item] = [i for i in listing if i["kind"] == "connector"]
+        self.assertEqual((item["connector"]["state"], item["connector"]["url"],
+                          item["connector"]["connection_id"]), ("connected", cem.url(), connection))
+        self.assertEqual(item["session_id"],
+                         proxy.registry.conversations[("rm1", "cem1")].session_id)
+        code, answer = yield http_json("DELETE", self.api(proxy, connection))
+        self.assertEqual((code, answer), (200, {"removed": connection}))
+        yield proxy.connectors.wait_stopped()
+        yield eventually(lambda: not cem.connections)
+        code, listing = yield http_json("GET", self.api(proxy))
+        self.assertEqual([i for i in listing if i["kind"] == "connector"], [])
+        code, answer = yield http_json("DELETE", self.api(proxy, connection))
+        self.assertEqual(code, 404)
+
+    @defer.inlineCallbacks
+    def test_post_errors(self):
+        proxy = started_proxy(self)
+        for body, word in (({"rm_id": "rm1", "cem_id": "cem1"}, "rm_uri"),
+                           ({"rm_id": "rm1", "cem_id": "cem1", "cem_uri": "http://x/"}, "cem_uri"),
+                           ({"rm_id": "rm 1", "cem_id": "cem1", "cem_uri": "ws://x/"}, "rm_id"),
+                           ({"cem_id": "cem1", "rm_uri": "ws://x/"}, "rm_id")):
+            code, answer = yield http_json("POST", self.api(proxy), body)
+            self.assertEqual(code, 400, (body, answer))
+            self.assertIn(word, answer["error"])
+        self.assertEqual(proxy.connectors.describe(), [])
+
+    @defer.inlineCallbacks
+    def test_post_refused_peer_shows_as_waiting(self):
+        proxy = started_proxy(self)
+        url = "ws://127.0.0.1:%d/s2" % free_port()
+        code, answer = yield http_json("POST", self.api(proxy),
+                                       {"rm_id": "rm1", "cem_id": "cem1", "rm_uri": url})
+        self.assertEqual(code, 200)
+
+        @defer.inlineCallbacks
+        def listed():
+            code, listing = yield http_json("GET", self.api(proxy))
+            return [i["connector"] for i in listing if i["kind"] == "connector"]
+        yield eventually(lambda: proxy.connectors.describe()[0]["state"] == "waiting")
+        [row] = yield listed()
+        self.assertEqual((row["state"], row["role"], row["url"]), ("waiting", "RM", url))
+        self.assertIn("refused", row["last_error"].lower())
+        self.assertIsNotNone(row["next_attempt"])
+
+    @defer.inlineCallbacks
+    def test_post_needs_the_api_guard(self):
+        proxy = started_proxy(self, api_allow="192.0.2.0/24")
+        code, answer = yield http_json("POST", self.api(proxy),
+                                       {"rm_id": "rm1", "cem_id": "cem1", "cem_uri": "ws://x/"})
+        self.assertEqual(code, 403)
+        self.assertEqual(proxy.connectors.describe(), [])
+
+
+class OptionsTests(unittest.TestCase):
+    """The twistd flags of issue 5 become connector entries and settings."""
+
+    def parse(self, *argv):
+        from s2proxy.tap import Options, settings_from_options
+        options = Options()
+        options.parseOptions(list(argv) + ["--no-store"])
+        return settings_from_options(options)
+
+    def test_connect_flags_and_file(self):
+        import os
+        folder = os.path.abspath(self.mktemp())
+        os.makedirs(folder)
+        with open(os.path.join(folder, "cem.token"), "w") as f:
+            f.write("file-token-0123456789\n")
+        path = os.path.join(folder, "connectors.json")
+        with open(path, "w") as f:
+            json.dump({"connectors": [{"role": "cem", "rm_id": "rm3", "cem_id": "cem3",
+                                       "url": "wss://127.0.0.1:9/s2", "fingerprint": "ab" * 32,
+                                       "token_file": "cem.token"}]}, f)
+        settings = self.parse("--connect", "cem:cem1:rm1:ws://127.0.0.1:9/a",
+                              "--connect", "rm:rm2:cem2:ws://127.0.0.1:9/b",
+                              "--connectors-file", path, "--backoff-initial", "2",
+                              "--backoff-max", "30", "--tls-min-version", "1.2")
+        self.assertEqual([(e["role"], e["rm_id"], e["cem_id"]) for e in settings["connect"]],
+                         [("cem", "rm1", "cem1"), ("rm", "rm2", "cem2"), ("cem", "rm3", "cem3")])
+        self.assertEqual(settings["connect"][2]["token_file"], os.path.join(folder, "cem.token"))
+        self.assertEqual((settings["backoff_initial"], settings["backoff_max"],
+                          settings["tls_min_version"]), (2.0, 30.0, "1.2"))
+
+    def test_bad_flags_name_the_flag(self):
+        from twisted.python import usage
+        for argv, flag in ((["--connect", "cem:cem1:ws://x"], "--connect"),
+                           (["--connect", "cem:cem1:rm1:http://x/"], "--connect"),
+                           (["--connectors-file", "/nonexistent.json"], "--connectors-file"),
+                           (["--tls-min-version", "1.1"], "--tls-min-version"),
+                           (["--tls-client-ca", "/etc/hostname"], "--tls-client-ca"),
+                           (["--device-tokens", "/nonexistent.json"], "--device-tokens"),
+                           (["--backoff-initial", "9", "--backoff-max", "3"], "--backoff-max")):
+            e = self.assertRaises(usage.UsageError, self.parse, *argv)
+            self.assertIn(flag, str(e))

@@ -172,7 +172,7 @@ class InboundTLSTests(unittest.TestCase):
     def test_client_ca_needs_an_ssl_port(self):
         self.assertRaises(tls.TLSConfigError, S2Proxy,
                           {"port": "tcp:0:interface=127.0.0.1", "tls_client_ca": self.pki.ca_cert,
-                           "validate": False}, reactor)
+                           "validate": False, "store": False}, reactor)
 
     def test_bad_ssl_port_strings(self):
         for description in ("ssl:0:privateKey=/nonexistent.pem",
@@ -296,7 +296,7 @@ class OutboundTLSTests(unittest.TestCase):
                          timeout=15)
 
     def test_bad_tls_files_name_the_field(self):
-        proxy = start_proxy(self, validate=False)
+        proxy = start_proxy(self, validate=False, store=False)
         for field, options in (("ca_file", {"ca_file": "/nonexistent/ca.pem"}),
                                ("client_cert", {"client_cert": "/nonexistent/c.pem"}),
                                ("ca_file", {"ca_file": self.pki.server_key}),
@@ -315,7 +315,7 @@ class ServiceIdentityTests(unittest.TestCase):
         try:
             self.assertRaises(tls.TLSConfigError, tls.require_service_identity)
             e = self.assertRaises(tls.TLSConfigError, S2Proxy,
-                                  {"port": "tcp:0:interface=127.0.0.1", "validate": False}, reactor)
+                                  {"port": "tcp:0:interface=127.0.0.1", "validate": False, "store": False}, reactor)
             self.assertIn("service_identity", str(e))
         finally:
             sys.modules.update(saved)
