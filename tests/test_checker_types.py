@@ -376,13 +376,16 @@ class Robustness(unittest.TestCase):
         findings = run(tm.apply(tm.load(mu["base"]), mu["ops"]), strict=True)[0]
         self.assertEqual([f["severity"] for f in of(findings, "R-079")], ["warning"])
 
-    def test_inactive_type_messages_do_not_raise(self):
-        """OMBC messages while FRBC is active: R-029 from the framework, no crash in the OMBC handlers."""
+    def test_inactive_type_messages_are_judged_on_content(self):
+        """OMBC messages while FRBC is active: R-029 from the framework; content rules still run
+        (R-072), the OMBC store is not touched (no R-080/R-083 for the OMBC statuses)."""
         frbc = tm.load("frbc_ok.jsonl")
-        ombc = [line for line in tm.load("ombc_ok.jsonl")[12:18]]
-        lines = frbc[:22] + [dict(line, time=frbc[21]["time"]) for line in ombc] + frbc[22:]
+        ombc = tm.apply(tm.load("ombc_ok.jsonl"), [_set("RM:4", ["operation_modes", 2, "id"], U("0e000000", 12))])
+        lines = frbc[:22] + [dict(line, time=frbc[21]["time"]) for line in ombc[12:18]] + frbc[22:]
         findings = run(lines)[0]
         self.assertTrue(of(findings, "R-029"))
+        self.assertEqual([f["message_type"] for f in of(findings, "R-072")], ["OMBC.SystemDescription"])
+        self.assertEqual(of(findings, "R-083") + of(findings, "R-080"), [])
 
     def test_checker_used_directly(self):
         from s2proxy.validation import Validator

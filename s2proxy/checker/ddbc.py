@@ -51,7 +51,7 @@ def summary(activation):
     return opmodes.summarise(DDBC, activation)
 
 
-@on("DDBC.AverageDemandRateForecast", rule="R-108")
+@on("DDBC.AverageDemandRateForecast", rule="R-108", inactive=True)
 def demand_forecast(ctx):
     elements = ctx.obj.get("elements")
     zero_durations(ctx, elements, "elements", "demand rate forecast")

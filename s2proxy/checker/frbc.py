@@ -175,7 +175,7 @@ def _provides(ctx, desc, flag, mtype):
                    % (mtype, desc.rec.mid, flag))
 
 
-@on("FRBC.StorageStatus", rule="R-098")
+@on("FRBC.StorageStatus", rule="R-098", inactive=True)
 def storage_status(ctx):
     if ctx.store is None:
         return
@@ -198,7 +198,7 @@ def storage_status(ctx):
     ctx.on_reject(undo)
 
 
-@on("FRBC.LeakageBehaviour", rule="R-100")
+@on("FRBC.LeakageBehaviour", rule="R-100", inactive=True)
 def leakage(ctx):
     obj = ctx.obj
     ranges = []
@@ -230,7 +230,7 @@ def leakage(ctx):
             st.extra["leak_vf"] = vf
 
 
-@on("FRBC.UsageForecast", rule="R-099")
+@on("FRBC.UsageForecast", rule="R-099", inactive=True)
 def usage_forecast(ctx):
     elements = ctx.obj.get("elements")
     zero_durations(ctx, elements, "elements", "usage forecast")
@@ -241,7 +241,7 @@ def usage_forecast(ctx):
     _provides(ctx, _applicable(ctx)[1], "provides_usage_forecast", ctx.mtype)
 
 
-@on("FRBC.FillLevelTargetProfile", rule="R-101")
+@on("FRBC.FillLevelTargetProfile", rule="R-101", inactive=True)
 def target_profile(ctx):
     elements = ctx.obj.get("elements")
     zero_durations(ctx, elements, "elements", "target profile")

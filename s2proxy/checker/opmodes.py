@@ -7,6 +7,8 @@ SystemDescription, status, TimerStatus and instruction messages.
 
 When a SystemDescription arrives it is indexed once (`Desc` of `Scope`s: modes, transitions by
 (from, to), timers by id), so that every status and instruction afterwards costs a few dict look-ups.
+The handlers are registered with inactive=True: a message of a type that is not active (R-029 /
+R-030 from the framework) is still judged on its content, but leaves every store alone.
 The per-activation state lives in `activation.store["om"]` (`OpState`).  Scope keys are actuator id
 keys (X-1); OMBC has a single scope with key None.
 """
@@ -302,7 +304,7 @@ def resolve_desc(ctx, st, t):
 def register(kind):
     """Install the shared handlers for one operation-mode based control type."""
 
-    @on(kind.sd, rule="R-072")
+    @on(kind.sd, rule="R-072", inactive=True)
     def system_description(ctx):
         desc = index_description(ctx, kind)
         if ctx.store is None:
@@ -335,7 +337,7 @@ def register(kind):
                 st.descs.remove(desc)
         ctx.on_reject(undo)
 
-    @on(kind.status, rule="R-080")
+    @on(kind.status, rule="R-080", inactive=True)
     def status(ctx):
         obj = ctx.obj
         f = obj.get("operation_mode_factor")
@@ -402,7 +404,7 @@ def register(kind):
                 st.named[skey] = named
         ctx.on_reject(undo)
 
-    @on(kind.timer, rule="R-084")
+    @on(kind.timer, rule="R-084", inactive=True)
     def timer_status(ctx):
         if ctx.store is None:
             return
@@ -440,7 +442,7 @@ def register(kind):
                     st.timers[(skey, tkey)] = old
             ctx.on_reject(undo)
 
-    @on(kind.instr, rule="R-086")
+    @on(kind.instr, rule="R-086", inactive=True)
     def instruction(ctx):
         _factor(ctx, ctx.obj)
         if ctx.store is None:

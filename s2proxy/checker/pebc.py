@@ -73,7 +73,7 @@ def activated(ctx):
     ctx.after(ctx.cfg.t_status, fire)
 
 
-@on("PEBC.PowerConstraints", rule="R-111")
+@on("PEBC.PowerConstraints", rule="R-111", inactive=True)
 def power_constraints(ctx):
     obj = ctx.obj
     _reuse(ctx, "PEBC.PowerConstraints", "PowerConstraints")
@@ -125,7 +125,7 @@ def power_constraints(ctx):
     ctx.on_reject(undo)
 
 
-@on("PEBC.EnergyConstraint", rule="R-115")
+@on("PEBC.EnergyConstraint", rule="R-115", inactive=True)
 def energy_constraint(ctx):
     obj = ctx.obj
     _reuse(ctx, "PEBC.EnergyConstraint", "EnergyConstraint")
@@ -185,7 +185,7 @@ def _envelope_ids(ctx, envelopes):
             seen.pop(next(iter(seen)))
 
 
-@on("PEBC.Instruction", rule="R-116")
+@on("PEBC.Instruction", rule="R-116", inactive=True)
 def instruction(ctx):
     obj = ctx.obj
     envelopes = obj.get("power_envelopes") or ()

@@ -42,7 +42,7 @@ def pstate(activation):
     return st
 
 
-@on("PPBC.PowerProfileDefinition", rule="R-123")
+@on("PPBC.PowerProfileDefinition", rule="R-123", inactive=True)
 def definition(ctx):
     obj = ctx.obj
     earlier = ctx.revocable("PPBC.PowerProfileDefinition", obj.get("id"))
@@ -151,7 +151,7 @@ def _resolve(ctx, st, rule, pid, cid, sid, what):
     return prof, cont, seq
 
 
-@on("PPBC.PowerProfileStatus", rule="R-127")
+@on("PPBC.PowerProfileStatus", rule="R-127", inactive=True)
 def profile_status(ctx):
     items = ctx.obj.get("sequence_container_status") or ()
     for i, cs in enumerate(items):
@@ -226,7 +226,7 @@ def _instruction(ctx, kind):
     return st, prof, cont, seq, dur, (id_key(pid), id_key(cid), id_key(sid))
 
 
-@on("PPBC.ScheduleInstruction", rule="R-131")
+@on("PPBC.ScheduleInstruction", rule="R-131", inactive=True)
 def schedule(ctx):
     got = _instruction(ctx, "ScheduleInstruction")
     if got is None:
@@ -291,7 +291,7 @@ def _order(ctx, st, prof, cont, seq, pkey, start, end):
                    path="execution_time")
 
 
-@on("PPBC.StartInterruptionInstruction", rule="R-136")
+@on("PPBC.StartInterruptionInstruction", rule="R-136", inactive=True)
 def start_interruption(ctx):
     got = _instruction(ctx, "StartInterruptionInstruction")
     if got is None:
@@ -318,7 +318,7 @@ def start_interruption(ctx):
         del lst[:-8]
 
 
-@on("PPBC.EndInterruptionInstruction", rule="R-137")
+@on("PPBC.EndInterruptionInstruction", rule="R-137", inactive=True)
 def end_interruption(ctx):
     got = _instruction(ctx, "EndInterruptionInstruction")
     if got is None:
