@@ -21,7 +21,7 @@ USAGE = "usage: python -m s2proxy COMMAND [ARGS...]   (python -m s2proxy COMMAND
 def _available(module):
     try:
         return importlib.util.find_spec(module) is not None
-    except ImportError:  # the parent package is missing
+    except Exception:  # the parent package is missing or broken: the command is not offered
         return False
 
 
