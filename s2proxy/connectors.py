@@ -511,9 +511,24 @@ class Connectors(service.MultiService):
             for key in tls_fields:
                 if options.get(key):
                     raise ConnectorError(key, "only for wss:// URLs, not %s" % url)
+            if not _is_loopback(host):
+                # S2 must not travel unencrypted; allowed for development, said loudly.
+                _log.warn("connector to {url} is unencrypted (ws://){token}: S2 requires wss:// "
+                          "in production", url=url,
+                          token=" and sends its bearer token in clear text" if token else "")
         suffix = "rm" if role == RM else "cem"
         return Connector(self, "%s-%s" % (connection_id, suffix), connection_id, role, rm_id,
                          cem_id, url, headers, creator, verify)
+
+
+def _is_loopback(host):
+    import ipaddress
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _tls_field(text, fields):

@@ -115,6 +115,13 @@ class InboundTLSTests(unittest.TestCase):
         proxy = started_proxy(self, port=port, **settings)
         return proxy
 
+    @defer.inlineCallbacks
+    def test_key_and_certificate_in_one_file(self):
+        port = "ssl:0:interface=127.0.0.1:privateKey=%s" % escape_endpoint(self.pki.server_pem)
+        proxy = started_proxy(self, port=port)
+        outcome = yield dial(self, self.url(proxy), proxy.port, client_options(self.pki))
+        self.assertEqual(outcome[0], "open", outcome)
+
     def url(self, proxy, role="RM"):
         if role == "RM":
             return "wss://127.0.0.1:%d/backend/rm/rm1/cem/cem1/ws" % proxy.port
