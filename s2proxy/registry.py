@@ -390,6 +390,22 @@ class Registry:
         self.hub.emit(event)
         return event
 
+    def ping(self, side):
+        """A device pinged the proxy: S2 asks for at most one ping every 50 s (R-009)."""
+        conv = side.conversation
+        checker = conv.checker if conv is not None else None
+        if checker is None or not hasattr(checker, "ping"):
+            return
+        try:
+            findings = checker.ping(side.role, self.now())
+        except Exception:
+            _log.failure("checker failed on a ping in {conv}", conv=conv)
+            return
+        if findings:
+            for f in findings:
+                f.setdefault("origin", side.role)
+            self._emit_late_findings(conv, findings)
+
     # -- deadlines --------------------------------------------------------------------------
 
     def tick(self, now=None):

@@ -195,6 +195,11 @@ class DeviceSide:
     def onMessage(self, payload, isBinary):
         self.factory.registry.receive(self, payload, isBinary)
 
+    def onPing(self, payload):
+        super().onPing(payload)
+        if self.conversation is not None:
+            self.factory.registry.ping(self)
+
     def onClose(self, wasClean, code, reason):
         try:
             self._side_closed(wasClean, code, reason)

@@ -418,3 +418,19 @@ class ThirdPartyClientTests(unittest.TestCase):
             "/backend/cem/c1/rm/r1/ws": 101})
         yield eventually(lambda: not proxy.registry.conversations)
 
+
+
+class PingTests(unittest.TestCase):
+
+    @defer.inlineCallbacks
+    def test_frequent_pings_are_reported_as_r009(self):
+        proxy = start_proxy(self)
+        log = EventLog(proxy)
+        rm, cem = yield open_pair(self, proxy)
+        rm.protocol.sendPing(b"1")
+        rm.protocol.sendPing(b"2")
+        yield eventually(lambda: log.kinds("finding"))
+        finding = log.kinds("finding")[0]
+        self.assertEqual(finding["findings"][0]["rule"], "R-009")
+        self.assertEqual(finding["origin"], "RM")
+        self.assertIsNone(finding["ref_seq"])
