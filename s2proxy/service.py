@@ -135,7 +135,7 @@ class S2Proxy(service.MultiService):
         checker_factory = None
         if settings["validate"]:
             from s2proxy.validation import Validator
-            self.validator = Validator(settings["schemas"])
+            self.validator = Validator(settings["schemas"], strict=settings["strict"])
             checker_factory = self._checker_factory()
         self.registry = Registry(
             self.hub, self.validator, checker_factory, clock=reactor,
