@@ -3,6 +3,7 @@
 Run with the interop venv's Python (``make interop-venv``):
 
     .venv-interop/bin/python tests/interop/s2python_rm.py ws://127.0.0.1:PORT/backend/rm/R/cem/C/ws rm.jsonl
+                                                         [--report-on-deactivate]
 
 The connection, handshake, ResourceManagerDetails, ReceptionStatus handling and control-type switching
 are s2-python's own (``S2AsyncConnection`` with its ``ResourceManagerHandler``); this file only adds
@@ -14,6 +15,10 @@ RevokeObject, exactly as in the library, so the reference behaviour of §4.7 sho
 The only wrapping is below the library, in the WebSocket medium: every frame is logged (framelog.py)
 on its way out and in. The RM closes its connection a moment after it receives a SessionRequest
 (the library itself ignores the message), or when the proxy closes it.
+
+``--report-on-deactivate``: FRBC ``deactivate()`` sends a last StorageStatus and ActuatorStatus, as a
+device that reports its final state does. s2-python runs deactivate() after it acknowledged the
+SelectControlType, so these arrive after the switch (S2-PROTOCOL.md §3.5, X-5).
 """
 
 import asyncio
@@ -96,10 +101,13 @@ def system_description():
 class Battery(FRBCControlType):
     """The application side of FRBC: what activate() sends and how instructions are carried out."""
 
-    def __init__(self):
+    def __init__(self, report_on_deactivate=False):
+        self.report_on_deactivate = report_on_deactivate
         self.mode = IDLE
         self.factor = 0.0
         self.fill_level = 42.5
+        # A timer that never ran may report any past moment.
+        self.timer_finished_at = datetime.datetime(2020, 1, 1, tzinfo=datetime.timezone.utc)
         self.tasks = []
 
     async def activate(self, connection):
@@ -109,10 +117,8 @@ class Battery(FRBCControlType):
                                       active_operation_mode_id=self.mode,
                                       operation_mode_factor=self.factor))
         await send(FRBCStorageStatus(message_id=uuid.uuid4(), present_fill_level=self.fill_level))
-        # A timer that never ran may report any past moment.
         await send(FRBCTimerStatus(message_id=uuid.uuid4(), actuator_id=ACTUATOR,
-                                   timer_id=MIN_ON_TIMER,
-                                   finished_at=datetime.datetime(2020, 1, 1, tzinfo=datetime.timezone.utc)))
+                                   timer_id=MIN_ON_TIMER, finished_at=self.timer_finished_at))
         await send(FRBCLeakageBehaviour.from_dict({
             "message_type": "FRBC.LeakageBehaviour", "message_id": str(uuid.uuid4()),
             "valid_from": now().isoformat(),
@@ -121,7 +127,12 @@ class Battery(FRBCControlType):
         await send(self.measurement())
 
     async def deactivate(self, connection):
-        pass
+        if self.report_on_deactivate:
+            send = connection.send_msg_and_await_reception_status
+            await send(FRBCStorageStatus(message_id=uuid.uuid4(), present_fill_level=self.fill_level))
+            await send(FRBCActuatorStatus(message_id=uuid.uuid4(), actuator_id=ACTUATOR,
+                                          active_operation_mode_id=self.mode,
+                                          operation_mode_factor=self.factor))
 
     def measurement(self):
         low, high = MODE_POWER[self.mode]
@@ -155,8 +166,9 @@ class Battery(FRBCControlType):
             status.update(previous_operation_mode_id=previous, transition_timestamp=switched)
         await send(FRBCActuatorStatus(**status))
         if previous == IDLE and self.mode == ACTIVE:
+            self.timer_finished_at = switched + datetime.timedelta(milliseconds=MIN_ON_MS)
             await send(FRBCTimerStatus(message_id=uuid.uuid4(), actuator_id=ACTUATOR, timer_id=MIN_ON_TIMER,
-                                       finished_at=switched + datetime.timedelta(milliseconds=MIN_ON_MS)))
+                                       finished_at=self.timer_finished_at))
         await send(self.measurement())
         await report(InstructionStatus.SUCCEEDED)
 
@@ -196,7 +208,7 @@ def _message_type(message):
         return None
 
 
-async def run(url, framelog):
+async def run(url, framelog, report_on_deactivate):
     asset = AssetDetails(
         resource_id=uuid.UUID("5e000000-0000-4000-8000-000000000001"),
         provides_forecast=False,
@@ -205,7 +217,7 @@ async def run(url, framelog):
         roles=[Role(role=RoleType.ENERGY_STORAGE, commodity=Commodity.ELECTRICITY)],
         name="Home battery", manufacturer="ACME", model="HB-10", serial_number="0001",
         firmware_version="1.0.0")
-    battery = Battery()
+    battery = Battery(report_on_deactivate)
     medium = LoggingMedium(url, framelog)
     await medium.connect()
     connection = S2AsyncConnection(medium)
@@ -233,12 +245,13 @@ async def run(url, framelog):
 
 def main(argv):
     url, path = argv[1], argv[2]
+    report_on_deactivate = "--report-on-deactivate" in argv[3:]
     framelog = FrameLog(path)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s RM %(levelname)s %(name)s: %(message)s")
     logging.getLogger().addHandler(LogToFrameLog(framelog))
     try:
-        asyncio.run(run(url, framelog))
+        asyncio.run(run(url, framelog, report_on_deactivate))
     except BaseException as exc:
         framelog.end(False, repr(exc))
         framelog.close()

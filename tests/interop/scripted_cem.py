@@ -6,7 +6,7 @@ input is parsed with s2-python's message classes, so both directions go through 
 implementation's serialiser and validator. Run with the interop venv's Python:
 
     .venv-interop/bin/python tests/interop/scripted_cem.py URL cem.jsonl [--ending close|session-request]
-                                                          [--upper-case-ids]
+                                                          [--upper-case-ids] [--answer-delay S]
 
 What it does:
 - sends its Handshake at once; answers every message of the RM with ReceptionStatus OK (after
@@ -23,6 +23,14 @@ What it does:
 
 ``--upper-case-ids`` writes every id the CEM creates in upper case (valid UUID text, RFC 9562);
 s2-python answers with the same ids in lower case, which the proxy must accept (X-1).
+
+``--reselect``: after the first instruction, SelectControlType NOT_CONTROLABLE, then FRBC again (a
+new activation: the RM describes itself again), and a second instruction (same mode, factor 0.5)
+before the deselection.
+
+``--answer-delay S`` makes a slow but correct CEM: it handles one message at a time and takes S
+seconds before it answers each (S2-PROTOCOL.md Appendix C: with S = 1.5 some of the RM's statuses
+arrive late, because the RM's activate() waits for the CEM while the instruction waits in its queue).
 """
 
 import argparse
@@ -51,14 +59,17 @@ def rfc3339(moment):
 
 
 class ScriptedCEM:
-    def __init__(self, ws, framelog, ending, upper_case_ids):
+    def __init__(self, ws, framelog, ending, upper_case_ids, answer_delay=0.0, reselect=False):
         self.ws = ws
+        self.reselect = reselect
+        self.rounds = 0                 # instructions that SUCCEEDED
+        self.answer_delay = answer_delay
         self.framelog = framelog
         self.ending = ending
         self.upper = upper_case_ids
         self.select_ids = {}            # message_id (lower case) -> control type selected
-        self.description = None         # the RM's FRBC.SystemDescription (dict)
-        self.instruction_id = None
+        self.description = None         # the RM's FRBC.SystemDescription of this activation (dict)
+        self.instructed = False         # an instruction was sent in this activation
         self.finished = asyncio.Event()
 
     def new_id(self):
@@ -88,6 +99,8 @@ class ScriptedCEM:
         if kind == "ReceptionStatus":
             await self.on_status(message)
             return
+        if self.answer_delay:
+            await asyncio.sleep(self.answer_delay)
         await self.send({"message_type": "ReceptionStatus", "subject_message_id": message["message_id"],
                          "status": "OK"})
         handler = getattr(self, "on_" + kind.replace(".", "_"), None)
@@ -105,6 +118,7 @@ class ScriptedCEM:
     async def select(self, control_type):
         message_id = self.new_id()
         self.select_ids[message_id.lower()] = control_type
+        self.description, self.instructed = None, False
         await self.send({"message_type": "SelectControlType", "message_id": message_id,
                          "control_type": control_type})
 
@@ -112,24 +126,36 @@ class ScriptedCEM:
         self.description = message
 
     async def on_FRBC_ActuatorStatus(self, message):
-        if self.description is None or self.instruction_id is not None:
+        if self.description is None or self.instructed:
             return
+        self.instructed = True
         actuator = self.description["actuators"][0]
         active = message["active_operation_mode_id"]
-        target = [t["to"] for t in actuator["transitions"] if t["from"] == active][0]
-        self.instruction_id = self.new_id()
+        if self.rounds == 0:
+            # Change mode over the transition the description offers.
+            target, factor = [t["to"] for t in actuator["transitions"] if t["from"] == active][0], 0.8333
+        else:
+            # Same mode, another factor: no transition needed (§5.2.3 item 4).
+            target, factor = active, 0.5
         await self.send({"message_type": "FRBC.Instruction", "message_id": self.new_id(),
-                         "id": self.instruction_id, "actuator_id": message["actuator_id"],
-                         "operation_mode": target, "operation_mode_factor": 0.8333,
+                         "id": self.new_id(), "actuator_id": message["actuator_id"],
+                         "operation_mode": target, "operation_mode_factor": factor,
                          "execution_time": rfc3339(now() + datetime.timedelta(seconds=1)),
                          "abnormal_condition": False})
 
     async def on_InstructionStatusUpdate(self, message):
         if message["status_type"] == "SUCCEEDED":
-            await self.select("NO_SELECTION")
+            self.rounds += 1
+            if self.reselect and self.rounds == 1:
+                await self.select("NOT_CONTROLABLE")
+            else:
+                await self.select("NO_SELECTION")
 
     async def on_status(self, message):
-        if self.select_ids.get(message["subject_message_id"].lower()) == "NO_SELECTION":
+        selected = self.select_ids.get(message["subject_message_id"].lower())
+        if selected == "NOT_CONTROLABLE":
+            await self.select("FILL_RATE_BASED_CONTROL")
+        elif selected == "NO_SELECTION":
             self.ending_task = asyncio.ensure_future(self.end())
 
     async def end(self):
@@ -141,9 +167,9 @@ class ScriptedCEM:
         await self.ws.close(1000, "conversation complete")
 
 
-async def run(url, framelog, ending, upper_case_ids):
+async def run(url, framelog, ending, upper_case_ids, answer_delay, reselect):
     async with connect(url, open_timeout=10) as ws:
-        cem = ScriptedCEM(ws, framelog, ending, upper_case_ids)
+        cem = ScriptedCEM(ws, framelog, ending, upper_case_ids, answer_delay, reselect)
         await asyncio.wait_for(cem.run(), RUN_TIMEOUT)
         if not cem.finished.is_set():
             raise RuntimeError("the RM left before the conversation was complete")
@@ -155,13 +181,16 @@ def main(argv):
     parser.add_argument("framelog")
     parser.add_argument("--ending", choices=("close", "session-request"), default="close")
     parser.add_argument("--upper-case-ids", action="store_true")
+    parser.add_argument("--answer-delay", type=float, default=0.0)
+    parser.add_argument("--reselect", action="store_true")
     args = parser.parse_args(argv[1:])
     framelog = FrameLog(args.framelog)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s CEM %(levelname)s %(name)s: %(message)s")
     logging.getLogger().addHandler(LogToFrameLog(framelog))
     try:
-        asyncio.run(run(args.url, framelog, args.ending, args.upper_case_ids))
+        asyncio.run(run(args.url, framelog, args.ending, args.upper_case_ids, args.answer_delay,
+                        args.reselect))
     except BaseException as exc:
         framelog.end(False, repr(exc))
         framelog.close()
