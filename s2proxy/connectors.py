@@ -163,6 +163,8 @@ class ConnectorProtocol(DeviceSide, WebSocketClientProtocol):
 
 class ConnectorFactory(WebSocketClientFactory):
     protocol = ConnectorProtocol
+    # Every attempt would log "Starting factory" / "Stopping factory" otherwise.
+    noisy = False
 
     def __init__(self, connector, registry, url, headers, reactor):
         WebSocketClientFactory.__init__(self, url, headers=headers, reactor=reactor)
@@ -177,6 +179,10 @@ class _ObservedEndpoint:
     def __init__(self, connector, endpoint):
         self._connector = connector
         self._endpoint = endpoint
+
+    def __repr__(self):
+        # ClientService logs its endpoint when it schedules a retry.
+        return "<connector %s to %s>" % (self._connector.id, self._connector.url)
 
     def connect(self, factory):
         self._connector._attempt_started()
