@@ -14,7 +14,6 @@ from twisted.web import resource, server
 
 from s2proxy import logs
 from s2proxy.apiguard import Denied
-from s2proxy.feed import live_session_item
 from s2proxy.registry import NoLiveConnection
 from s2proxy.store import (ANALYZER_TYPE, checker_summary, parse_time, query_history,
                            query_session, query_sessions, query_transcript)
@@ -290,7 +289,7 @@ class ConnectionsResource(JsonResource):
             for conv in list(self.app.registry.conversations.values()):
                 if f["rm_id"] not in (None, conv.rm_id) or f["cem_id"] not in (None, conv.cem_id):
                     continue
-                live[conv.session_id] = live_session_item(conv)
+                live[conv.session_id] = self.app.feeds.session_item(conv)
         store = getattr(self.app, "store", None)
         items = []
         if store is not None:
@@ -368,7 +367,7 @@ class SessionResource(JsonResource):
     def do_GET(self, request):
         conv = self.app.registry.conversation_by_session(self.session_id)
         if conv is not None:
-            item = live_session_item(conv)
+            item = self.app.feeds.session_item(conv)
             item["summary"] = checker_summary(conv)
             return _json_body(request, 200, item)
         store = getattr(self.app, "store", None)

@@ -23,10 +23,10 @@ _encode = json.JSONEncoder(separators=(",", ":"), default=repr).encode
 HISTORY_PAGE = 1000
 
 
-def live_session_item(conv):
-    """The session item (docs/history.md) of a live Conversation."""
+def live_session_item(conv, started=None):
+    """The session item (docs/history.md) of a live Conversation (``started``: its event's time)."""
     return {"kind": "session", "session_id": conv.session_id, "rm_id": conv.rm_id,
-            "cem_id": conv.cem_id, "start_timestamp": iso(conv.started), "end_timestamp": None,
+            "cem_id": conv.cem_id, "start_timestamp": iso(started or conv.started), "end_timestamp": None,
             "state": "open", "end_reason": None,
             "connected": {"RM": conv.sides["RM"] is not None, "CEM": conv.sides["CEM"] is not None},
             "counts": dict(conv.counts),
@@ -57,6 +57,10 @@ class Feeds:
         self._counts_timer = None
         self._started = {}   # session_id -> start time, for the closed session message
 
+    def session_item(self, conv):
+        # The time of the session_started event, as in the history (conv.started is a bit earlier).
+        return live_session_item(conv, self._started.get(conv.session_id))
+
     def viewer_count(self):
         return len(self.debuggers) + len(self.session_viewers)
 
@@ -82,7 +86,7 @@ class Feeds:
             elif kind in ("session_started", "opened", "closed"):
                 conv = self.app.registry.conversation_by_session(event["session_id"])
                 if conv is not None:
-                    item = live_session_item(conv)
+                    item = self.session_item(conv)
             elif "raw" in event or kind == "finding":
                 if event.get("session_id") is not None:
                     self._dirty.add(event["session_id"])
@@ -100,7 +104,7 @@ class Feeds:
             conv = self.app.registry.conversation_by_session(session_id)
             if conv is None:
                 continue
-            payload = _encode(live_session_item(conv)).encode("utf-8")
+            payload = _encode(self.session_item(conv)).encode("utf-8")
             for viewer in tuple(self.session_viewers):
                 viewer.push(payload, None, None)
 
@@ -202,7 +206,7 @@ class ViewerProtocol(WebSocketServerProtocol):
         feeds.add(self)
         if self.kind == "sessions":
             for conv in list(feeds.app.registry.conversations.values()):
-                self.push(_encode(live_session_item(conv)).encode("utf-8"), None, None)
+                self.push(_encode(feeds.session_item(conv)).encode("utf-8"), None, None)
         elif self.want_history:
             store = getattr(feeds.app, "store", None)
             if store is None:
@@ -308,12 +312,15 @@ def _history_page(conn, filters, cursor):
 class ViewerFactory(WebSocketServerFactory):
     protocol = ViewerProtocol
 
-    def __init__(self, feeds, kind):
+    def __init__(self, feeds, kind, max_message_size):
         WebSocketServerFactory.__init__(self)
         self.feeds = feeds
         self.kind = kind
+        # Autobahn applies the limit to what it sends too: a record holds a device message twice
+        # (raw and parsed), so leave room for that.
+        limit = 4 * max_message_size + 64 * 1024
         self.setProtocolOptions(
-            maxMessagePayloadSize=64 * 1024, maxFramePayloadSize=64 * 1024,
+            maxMessagePayloadSize=limit, maxFramePayloadSize=limit,
             autoPingInterval=50.0, autoPingTimeout=20.0, openHandshakeTimeout=10.0,
             closeHandshakeTimeout=2, webStatus=False, failByDrop=False,
             perMessageCompressionAccept=None)
@@ -327,7 +334,7 @@ class FeedResource(resource.Resource):
     def __init__(self, app, feeds, kind):
         resource.Resource.__init__(self)
         self.app = app
-        self.factory = ViewerFactory(feeds, kind)
+        self.factory = ViewerFactory(feeds, kind, app.settings["max_message_size"])
         self._socket = WebSocketResource(self.factory)
 
     def render(self, request):
