@@ -14,8 +14,8 @@ Each test checks three things:
   received, tests/interop/framelog.py), and the proxy saw the same frames;
 - the conversation really was correct (every message answered by exactly one ReceptionStatus,
   except what S2-PROTOCOL.md §4.7 documents for s2-python), so the next check means something;
-- the proxy's analysis (format and stateful findings from the hub, or from the log of a real
-  ``twistd s2analyzer``) reports no error or warning, except exactly the findings that §4.7 lists
+- the proxy's analysis (format and stateful findings from the hub, or from the history API and
+  the log of a real ``twistd s2analyzer``) reports no error or warning, except exactly the findings that §4.7 lists
   for this reference behaviour. Any other finding on this traffic is a false positive: see
   docs/interop-findings.md.
 
@@ -30,6 +30,8 @@ import re
 import signal
 import subprocess
 import tempfile
+import time
+import urllib.request
 import uuid
 
 from twisted.internet import defer, reactor, threads, utils
@@ -410,21 +412,54 @@ class TwistdTests(ConversationMixin, unittest.TestCase):
         rm_frames, rm_notes = self.check_script("rm", rm_result)
         self.check_transcripts(rm_frames, cem_frames, rm_notes, cem_notes,
                                expect_unanswered_by_rm=[("SessionRequest", 0)])
-        # SIGTERM ends open sessions, so every deadline finding is in the log once twistd exits.
-        self.stop(process)
-        with open(logfile, encoding="utf-8") as f:
-            log = f.read()
+        # The history API (docs/history.md) holds the same conversation, byte-exact, with its findings.
+        records = yield threads.deferToThread(self.history, port, rm_id, cem_id)
+        self.assertEqual([r["raw"].encode("utf-8") for r in records if r["event"] in ("forwarded", "kept")
+                          and r["origin"] == "RM"], [p for _, p in sent(rm_frames)])
+        self.assertEqual([r["raw"].encode("utf-8") for r in records if r["event"] in ("forwarded", "kept")
+                          and r["origin"] == "CEM"], [p for _, p in sent(cem_frames)])
         types = {}
         for _, payload in sent(rm_frames) + sent(cem_frames):
             message = json.loads(payload)
             if "message_id" in message:
                 types[message["message_id"]] = message["message_type"]
-        findings = [Finding(m.group(1), m.group(2), types.get(m.group(4), m.group(3)), m.group(5),
-                            m.group(4), m.group(8))
-                    for m in LOGGED_FINDING.finditer(log)]
-        self.assertNotIn("Traceback", log)
-        self.check_findings(findings, ([("R-038", "warning", "SessionRequest")],
+        from_api = []
+        for r in records:
+            for f in r.get("validation_errors") or ():
+                from_api.append(Finding(f.get("type"), f.get("severity"), r.get("s2_msg_type"),
+                                        r.get("origin"), r.get("message_id"), f.get("msg")))
+            for f in r.get("findings") or ():
+                message_id = r.get("message_id") or f.get("message_id")
+                from_api.append(Finding(f.get("rule"), f.get("severity"),
+                                        r.get("s2_msg_type") or types.get(message_id), r.get("origin"),
+                                        message_id, f.get("text")))
+        self.check_findings(from_api, ([("R-038", "warning", "SessionRequest")],
                                        {("R-039", "warning", "SessionRequest")}))
+        # The log says the same (findings are logged at warning level, README).
+        self.stop(process)
+        with open(logfile, encoding="utf-8") as f:
+            log = f.read()
+        from_log = [Finding(m.group(1), m.group(2), types.get(m.group(4), m.group(3)), m.group(5),
+                            m.group(4), m.group(8))
+                    for m in LOGGED_FINDING.finditer(log) if m.group(6) == rm_id]
+        self.assertNotIn("Traceback", log)
+        self.assertEqual(sorted((f.rule, f.severity, f.message_id) for f in from_log),
+                         sorted((f.rule, f.severity, f.message_id) for f in from_api))
+
+    @staticmethod
+    def history(port, rm_id, cem_id, timeout=30.0):
+        """The session's records once it has ended (its last deadline findings are in by then)."""
+        url = "http://127.0.0.1:%d/backend/history-filter/?rm_id=%s&cem_id=%s&limit=10000" % (
+            port, rm_id, cem_id)
+        deadline = time.monotonic() + timeout
+        while True:
+            with urllib.request.urlopen(url, timeout=10) as answer:
+                records = json.loads(answer.read().decode("utf-8"))
+            if any(r["event"] == "session_ended" for r in records):
+                return records
+            if time.monotonic() > deadline:
+                raise AssertionError("the session did not end within %.0f s" % timeout)
+            time.sleep(0.2)
 
     @staticmethod
     def stop(process):
