@@ -307,6 +307,8 @@ class Connector(service.Service):
             self.last_error = "closed: code %s %s" % (code, protocol.remoteCloseReason
                                                       or protocol.localCloseReason or reason or "")
             self.last_error = self.last_error.strip()
+            _log.info("connector {id}: connection to {url} ended ({error}); reconnecting",
+                      id=self.id, url=self.url, error=self.last_error)
             return
         failure = protocol._lost_reason
         text = None
