@@ -87,13 +87,15 @@ def open_database(path, schema_dir=SCHEMA_DIR, target=SCHEMA_VERSION):
     new = not os.path.exists(path) or os.path.getsize(path) == 0
     try:
         conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        if new:
+            # Must come before anything is written: freed pages can then be given back to the
+            # file system after retention.
+            conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
         conn.execute("PRAGMA journal_mode=WAL")
     except sqlite3.Error as e:
         raise StoreError("cannot open the history %s: %s (check --data-dir)" % (path, e))
     conn.execute("PRAGMA synchronous=NORMAL")
     if new:
-        # Must precede the first table: freed pages can then be given back after retention.
-        conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
         conn.executescript("BEGIN;" + _read_sql(schema_dir, "v%d.sql" % target) + "COMMIT;")
     else:
         try:
