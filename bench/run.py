@@ -17,7 +17,8 @@ Scenarios (``--only`` takes a comma-separated list):
   t100     100 pairs throughput: daemon fwd/validate (validation cost as a ratio)
   memory   RSS per idle conversation: 1,000 idle pairs (after the S2 set-up) minus none
   store    100 pairs with the history store on and off, write-queue depth from /backend/health
-  micro    bench/validation_bench.py and bench/checker_bench.py, when present
+  micro    bench/hotpath.py (s2proxy's own CPU per message, by stage, no sockets), and
+           bench/validation_bench.py and bench/checker_bench.py when present
 """
 
 import argparse
@@ -202,6 +203,7 @@ class LoadRun:
         depths = []
         stop_polling = threading.Event()
         result = None
+        result_rss = None
         for line in proc.stdout:
             msg = json.loads(line)
             event = msg.get("event")
@@ -212,6 +214,8 @@ class LoadRun:
             elif event == "measure_end":
                 samples["end"] = self._sample(server_pid, proc.pid)
                 stop_polling.set()
+                if server_pid is not None:
+                    result_rss = rss_kib(server_pid)
             elif event in ("connected", "ready"):
                 pass
             else:
@@ -234,6 +238,8 @@ class LoadRun:
             result["machine_busy_cores"] = busy * os.cpu_count()
             result["other_cores"] = max(0.0, result["machine_busy_cores"] - result.get("server_cpu", 0)
                                         - result["loadgen_cpu_proc"])
+        if result_rss is not None:
+            result["server_rss_mib"] = result_rss / 1024.0
         if depths:
             result["queue_depth_max"] = max(depths)
             result["queue_depth_samples"] = len(depths)
@@ -294,7 +300,7 @@ def daemon_flags(config, store_flags):
 
 def run_micro(args):
     out = {}
-    for name in ("validation_bench", "checker_bench"):
+    for name in ("hotpath", "validation_bench", "checker_bench"):
         path = os.path.join(HERE, name + ".py")
         if not os.path.exists(path):
             out[name] = {"status": "absent"}
@@ -452,7 +458,7 @@ def summarise(measurements, memory, store_flags, store_wanted):
     for name, runs in measurements.items():
         rows[name] = {key: median_of(runs, key) for key in
                       ("msg_per_s", "p50_ms", "p99_ms", "server_cpu", "server_us_per_msg", "loadgen_cpu_proc",
-                       "other_cores",
+                       "other_cores", "server_rss_mib",
                        "loadgen_us_per_msg", "queue_depth_max")}
         rows[name]["runs"] = len(runs)
         rows[name]["mismatches"] = sum(r.get("mismatches") or 0 for r in runs)
@@ -508,13 +514,13 @@ def summarise(measurements, memory, store_flags, store_wanted):
 
 def print_table(report):
     rows = report["summary"]["rows"]
-    print("\n%-18s %10s %9s %9s %8s %9s %8s %7s %6s" % ("run (median)", "msg/s", "p50 ms", "p99 ms",
-                                                       "srv cpu", "srv us/msg", "gen cpu", "others", "runs"))
+    print("\n%-18s %10s %9s %9s %8s %9s %8s %8s %7s %5s" % (
+        "run (median)", "msg/s", "p50 ms", "p99 ms", "srv cpu", "srv us/msg", "srv MiB", "gen cpu", "others", "runs"))
     for name in sorted(rows, key=_order):
         r = rows[name]
-        print("%-18s %10s %9s %9s %8s %9s %8s %7s %6d%s" % (
+        print("%-18s %10s %9s %9s %8s %9s %8s %8s %7s %5d%s" % (
             name, _fmt(r["msg_per_s"], "%.0f"), _fmt(r["p50_ms"], "%.3f"), _fmt(r["p99_ms"], "%.3f"),
-            _fmt(r["server_cpu"], "%.2f"), _fmt(r["server_us_per_msg"], "%.1f"),
+            _fmt(r["server_cpu"], "%.2f"), _fmt(r["server_us_per_msg"], "%.1f"), _fmt(r["server_rss_mib"], "%.0f"),
             _fmt(r["loadgen_cpu_proc"], "%.2f"), _fmt(r["other_cores"], "%.2f"),
             r["runs"], "  MISMATCHES %d" % r["mismatches"] if r["mismatches"] else ""))
     for config, m in report["memory"].items():
@@ -526,7 +532,8 @@ def print_table(report):
     for name, m in report["micro"].items():
         print("\n%s: %s" % (name, m.get("status")))
         if m.get("stdout"):
-            print("  " + "\n  ".join(m["stdout"].strip().splitlines()[-15:]))
+            lines = [l for l in m["stdout"].strip().splitlines() if not l.startswith("{")]
+            print("  " + "\n  ".join(lines[-30:]))
     print("\ntargets:")
     for name, t in report["summary"]["targets"].items():
         verdict = {True: "MET", False: "MISSED", None: "n/a"}[t["met"]]
