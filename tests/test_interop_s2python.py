@@ -94,9 +94,8 @@ def interop_python():
                 log = " -- pip said: " + " | ".join(f.read().strip().splitlines()[-3:])
         except OSError:
             pass
-        reason = ("the interop venv %s has no s2-python[ws]==%s (found: %s); `make interop-venv` "
-                  "installs it from PyPI, which this machine cannot reach%s"
-                  % (os.path.dirname(os.path.dirname(python)), S2PYTHON_VERSION, found, log))
+        reason = ("%s has no s2-python[ws]==%s (found: %s): `make interop-venv` could not install "
+                  "it from PyPI%s" % (python, S2PYTHON_VERSION, found, log))
     _venv_state["result"] = (None, reason)
     return _venv_state["result"]
 
