@@ -60,7 +60,7 @@ class Metrics:
                     self._children[key] = children
             children[0].inc()
             children[1].inc(event.get("size") or 0)
-            latency = event.get("latency")
+            latency = event.get("latency") if kind == "forwarded" else None
             if latency is not None:
                 self.latency.observe(latency)
             for f in event.get("format_findings") or ():
