@@ -3,7 +3,7 @@
 from twisted.internet import defer
 from twisted.trial import unittest
 
-from tests.common import connect_device, device_url
+from tests.common import connect_device, device_url, eventually
 from tests.test_api import BAD_HANDSHAKE, HANDSHAKE_RM, base, history_proxy, http, open_pair
 
 
@@ -32,6 +32,7 @@ class MetricsTests(unittest.TestCase):
         yield cem.wait_for(4)
         lonely = yield connect_device(self, device_url(proxy, "RM", "rm2", "cem2"))
         lonely.send(HANDSHAKE_RM)   # kept: the CEM is absent
+        yield eventually(lambda: proxy.registry.conversations[("rm2", "cem2")].kept_count("CEM") == 1)
         yield proxy.store.flushed()
         code, headers, body = yield http("GET", base(proxy) + "/metrics")
         self.assertEqual(code, 200)
