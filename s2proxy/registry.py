@@ -87,6 +87,7 @@ class Registry:
         self._by_session = {}
         self._paused_reasons = set()
         self.open_connections = 0
+        self.stopping = False
 
     # -- time -------------------------------------------------------------------------------
 
@@ -181,6 +182,9 @@ class Registry:
                 mirrored = code if code is not None and (code == 1000 or 3000 <= code <= 4999) else CLOSE_GOING_AWAY
                 peer.close(mirrored, ("%s closed: %s" % (role, reason or code))[:120])
             return
+        if self.stopping:
+            self._end_session(conv, "the proxy stopped before the %s connected")
+            return
         if (conv.kept[RM] or conv.kept[CEM]) and self._clock is not None and self.kept_ttl > 0:
             # Nothing accepted is dropped: the kept messages wait for their peer (bounded by
             # --kept-ttl), even though no side is connected right now.
@@ -221,11 +225,19 @@ class Registry:
         self._emit_late_findings(conv, findings)
 
     def shutdown(self):
-        """Cancel timers (the daemon is stopping)."""
+        """The daemon is stopping: close every device with 1001 and end waiting sessions."""
+        self.stopping = True
         for conv in list(self.conversations.values()):
             if conv.expiry is not None and conv.expiry.active():
                 conv.expiry.cancel()
             conv.expiry = None
+            if conv.sides[RM] is None and conv.sides[CEM] is None:
+                self._end_session(conv, "the proxy stopped before the %s connected")
+        for side in list(self._all_sides()):
+            try:
+                side.close(CLOSE_GOING_AWAY, "s2proxy is shutting down")
+            except Exception:
+                _log.failure("could not close a {role} connection at shutdown", role=side.role)
 
     # -- backpressure -----------------------------------------------------------------------
 

@@ -8,7 +8,7 @@ without going through the command line.
 import time
 
 from twisted.application import internet, service
-from twisted.internet import defer, endpoints
+from twisted.internet import defer, endpoints, task
 
 from s2proxy import logs
 from s2proxy.events import Hub
@@ -36,6 +36,7 @@ DEFAULTS = {
     "max_connections": 10000,
     "websocket_protocol_options": {},
     "allowed_origins": ["*"],
+    "shutdown_timeout": 3.0,
     # -- issue 4 settings --
     "store": True,                       # False: --no-store
     "data_dir": None,                    # None: $STATE_DIRECTORY or the working directory
@@ -197,11 +198,18 @@ class S2Proxy(service.MultiService):
         config = CheckerConfig(**options)
         return lambda: Checker(config)
 
+    @defer.inlineCallbacks
     def stopService(self):
+        # Close the devices first (1001), while the sinks still run, so their closes are recorded.
         self.registry.shutdown()
-        d = defer.maybeDeferred(service.MultiService.stopService, self)
-        d.addBoth(self._stopped)
-        return d
+        waited = 0.0
+        while self.registry.open_connections > 0 and waited < self.settings["shutdown_timeout"]:
+            yield task.deferLater(self.reactor, 0.02, lambda: None)
+            waited += 0.02
+        try:
+            yield service.MultiService.stopService(self)
+        finally:
+            self._stopped(None)
 
     def _stopped(self, result):
         from s2proxy.websocket import cancel_batched_timers

@@ -434,3 +434,23 @@ class PingTests(unittest.TestCase):
         self.assertEqual(finding["findings"][0]["rule"], "R-009")
         self.assertEqual(finding["origin"], "RM")
         self.assertIsNone(finding["ref_seq"])
+
+
+class ShutdownTests(unittest.TestCase):
+
+    @defer.inlineCallbacks
+    def test_stopping_the_proxy_closes_devices_with_1001(self):
+        proxy = start_proxy(self)
+        log = EventLog(proxy)
+        rm, cem = yield open_pair(self, proxy)
+        rm.send('{"kept": "nowhere"}')
+        yield cem.wait_for(1)
+        yield cem.close()
+        rm.send('{"kept": "for the CEM"}')
+        yield eventually(lambda: log.kinds("kept"))
+        yield proxy.stopService()
+        code, reason = yield rm.closed
+        self.assertEqual(code, 1001)
+        self.assertIn("shutting down", reason)
+        self.assertEqual(len(log.kinds("discarded")), 1)
+        self.assertEqual(len(log.kinds("session_ended")), 1)

@@ -158,3 +158,25 @@ class RegistryTests(unittest.TestCase):
         self.registry.receive(rm, b"b", False)
         self.assertEqual(cem.sent, [(b"a", False), (b"b", False)])
         self.flushLoggedErrors(RuntimeError)
+
+
+class ShutdownTests(unittest.TestCase):
+
+    def test_shutdown_closes_devices_and_ends_waiting_sessions(self):
+        hub, events, clock = Hub(), [], Clock()
+        hub.subscribe(events.append)
+        registry = Registry(hub, clock=clock, kept_ttl=60)
+        waiting, live = MemorySide("RM", "a", "b"), MemorySide("RM", "c", "d")
+        registry.attach(waiting)
+        registry.receive(waiting, b"kept", False)
+        registry.detach(waiting, 1000, "", "peer")
+        registry.attach(live)
+        registry.shutdown()
+        self.assertEqual(clock.getDelayedCalls(), [])
+        self.assertEqual(live.closed, (1001, "s2proxy is shutting down"))
+        discarded = [e for e in events if e["event"] == "discarded"]
+        self.assertEqual(len(discarded), 1)
+        self.assertIn("the proxy stopped", discarded[0]["reason"])
+        registry.detach(live, 1001, "s2proxy is shutting down", "proxy")
+        self.assertEqual(registry.conversations, {})
+        self.assertEqual(clock.getDelayedCalls(), [])
