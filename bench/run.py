@@ -17,7 +17,8 @@ Scenarios (``--only`` takes a comma-separated list):
   t100     100 pairs throughput: daemon fwd/validate (validation cost as a ratio)
   memory   RSS per idle conversation: 1,000 idle pairs (after the S2 set-up) minus none
   store    100 pairs with the history store on and off, write-queue depth from /backend/health
-  micro    bench/hotpath.py (s2proxy's own CPU per message, by stage, no sockets), and
+  micro    bench/hotpath.py (s2proxy's own CPU per message, by stage, no sockets),
+           bench/autobahn_cost.py (Autobahn's CPU per relayed message, NVX on and off),
            bench/validation_bench.py and bench/checker_bench.py when present
 """
 
@@ -300,7 +301,7 @@ def daemon_flags(config, store_flags):
 
 def run_micro(args):
     out = {}
-    for name in ("hotpath", "validation_bench", "checker_bench"):
+    for name in ("hotpath", "autobahn_cost", "validation_bench", "checker_bench"):
         path = os.path.join(HERE, name + ".py")
         if not os.path.exists(path):
             out[name] = {"status": "absent"}
