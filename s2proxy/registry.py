@@ -415,7 +415,8 @@ class Registry:
             return
         if findings:
             for f in findings:
-                f.setdefault("origin", side.role)
+                if not f.get("origin"):
+                    f["origin"] = side.role
             self._emit_late_findings(conv, findings)
 
     # -- deadlines --------------------------------------------------------------------------
@@ -443,6 +444,8 @@ class Registry:
             by_ref.setdefault(f.get("ref"), []).append(f)
         for ref, group in by_ref.items():
             _count_findings(conv, group)
+            first = group[0]
             self.hub.emit(make_event("finding", conv, ref_seq=ref,
-                                     message_id=group[0].get("message_id"),
-                                     origin=group[0].get("origin"), findings=group))
+                                     message_id=first.get("message_id"),
+                                     message_type=first.get("message_type"),
+                                     origin=first.get("origin"), findings=group))

@@ -227,6 +227,7 @@ class Checker:
         f = {"rule": rule, "severity": sev,
              "message_id": rec.mid if rec is not None else None,
              "message_type": rec.mtype if rec is not None else None,
+             "origin": rec.sender if rec is not None else None,
              "text": text, "ref": rec.ref if rec is not None else ref}
         if path:
             f["path"] = path
