@@ -18,10 +18,10 @@ UNKNOWN_SUBJECT = "dead0000-0000-4000-8000-00000000beef"
 
 
 def conversation():
-    """§7.1 up to the FRBC selection, with one schema-invalid message (R-004) and one stateful
-    violation (R-040: a ReceptionStatus for a message the RM never sent)."""
+    """An FRBC conversation up to the first ActuatorStatus, with one schema-invalid message (R-004)
+    and one stateful violation (R-040: a ReceptionStatus for a message the RM never sent)."""
     with open(FIXTURE) as f:
-        lines = [json.loads(line) for line in f][:14]
+        lines = [json.loads(line) for line in f][:18]
     steps = [(line["sender"], line["message"]) for line in lines]
     measurement = dict(steps[8][1], values=[{"commodity_quantity": "ELECTRIC.POWER.3_PHASE_SYMMETRIC",
                                              "value": "lots"}])
@@ -30,6 +30,24 @@ def conversation():
     steps.append(("CEM", {"message_type": "ReceptionStatus", "subject_message_id": UNKNOWN_SUBJECT,
                           "status": "OK"}))
     return steps
+
+
+CONTRAST_JS = """() => {
+    const rgb = (c) => c.match(/[\\d.]+/g).slice(0, 3).map(Number);
+    const lum = (c) => {
+      const [r, g, b] = rgb(c).map((v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; });
+      return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+    };
+    const out = {};
+    for (const name of ['valid', 'warning', 'error']) {
+      const el = document.querySelector('.tl-row .badge-' + name) || document.querySelector('.badge-' + name);
+      if (!el) continue;
+      const style = getComputedStyle(el);
+      const [a, b] = [lum(style.color), lum(style.backgroundColor)].sort((x, y) => y - x);
+      out[name] = (a + 0.05) / (b + 0.05);
+    }
+    return out;
+}"""
 
 
 class BrowserTest(unittest.SynchronousTestCase):
@@ -76,7 +94,8 @@ class BrowserTest(unittest.SynchronousTestCase):
     # ---------------------------------------------------------------------------------------
     def test_live_session_timeline_details_state_export(self):
         from playwright.sync_api import expect
-        page = self.open_page()
+        # Tall enough that every row of this short conversation is in view (the list is virtual).
+        page = self.open_page(width=1280, height=1000)
         expect(page.locator("#feed-state")).to_have_text("live")
         expect(page.locator("#session-list")).to_contain_text("No sessions yet")
 
@@ -180,6 +199,9 @@ class BrowserTest(unittest.SynchronousTestCase):
         expect(state.locator("[data-testid=control-type]")).to_have_text("FILL_RATE_BASED_CONTROL")
         expect(state).to_contain_text("0.0.2-beta")
         expect(state).to_contain_text("Heat pump with buffer")
+        # The system description in brief: the actuator and its active operation mode.
+        expect(state.locator(".actuator h4").first).to_contain_text("Actuator a100…0041")
+        expect(state.locator("li.active-mode")).to_contain_text("active")
         # The measurement sent while paused still waits for its ReceptionStatus.
         expect(state).to_contain_text("PowerMeasurement")
         page.screenshot(path=bs.artifact("state-1280.png"))
@@ -225,7 +247,16 @@ class BrowserTest(unittest.SynchronousTestCase):
         page.click(".views [data-view=details]")
         rows.nth(8).click()
         page.screenshot(path=bs.artifact("overview-1280.png"))
+        # The README's picture (docs/screenshots/webui.png is a copy of this one).
+        page.set_viewport_size({"width": 1280, "height": 760})
+        page.locator("#timeline").evaluate("el => { el.scrollTop = 0; }")
+        page.screenshot(path=bs.artifact("readme-1280x760.png"))
         self.assertNoHorizontalScroll(page, "1280 px")
+        # WCAG AA: the validity badges' text keeps 4.5:1 against their own background.
+        ratios = page.evaluate(CONTRAST_JS)
+        self.assertEqual(sorted(ratios), ["error", "valid", "warning"])
+        for name, ratio in ratios.items():
+            self.assertGreaterEqual(ratio, 4.5, "contrast of the %s badge" % name)
         self.assertNoPageErrors()
 
     def test_phone_width_has_no_horizontal_scrolling(self):
@@ -240,8 +271,8 @@ class BrowserTest(unittest.SynchronousTestCase):
         self.assertNoHorizontalScroll(page, "sessions")
         page.screenshot(path=bs.artifact("phone-sessions.png"))
         item.click()
-        rows = page.locator(".tl-row.tl-msg")
-        expect(rows).to_have_count(len(conversation()))
+        # Only the rows in view exist (virtual list): count through the status line.
+        expect(page.locator("#timeline-status")).to_contain_text("%d messages" % len(conversation()))
         expect(page.locator("#timeline")).to_be_visible()
         self.assertNoHorizontalScroll(page, "timeline")
         page.screenshot(path=bs.artifact("phone-timeline.png"))

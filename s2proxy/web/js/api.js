@@ -126,6 +126,9 @@ export class LiveFeed {
     for (const [key, value] of Object.entries(this.params(this.opens))) {
       if (value !== undefined && value !== null) url.searchParams.set(key, String(value));
     }
+    // Browsers cannot set headers on a WebSocket: with --api-guard-reads the feeds take the token here.
+    const token = apiToken();
+    if (token) url.searchParams.set("access_token", token);
     return url.href;
   }
 

@@ -2,7 +2,7 @@
 // the inject form to the API and the live feeds. The URL hash (#session=<id>) names the session
 // on screen, so a link to a session can be shared.
 
-import { fetchHistory, fetchSession, fetchSessions, LiveFeed, transcriptUrl } from "./api.js";
+import { apiToken, fetchHistory, fetchSession, fetchSessions, LiveFeed, setApiToken, transcriptUrl } from "./api.js";
 import { renderDetails } from "./details.js";
 import { InjectForm } from "./inject.js";
 import { Session } from "./model.js";
@@ -47,8 +47,20 @@ async function loadSessions() {
     sessionList.replaceAll(await fetchSessions());
     if (app.session) refreshCaption();
   } catch (e) {
-    $("#session-list").replaceChildren(h("li", { class: "error-text", role: "alert" }, `Could not load sessions: ${e.message}`));
+    const items = [h("li", { class: "error-text", role: "alert" }, `Could not load sessions: ${e.message}`)];
+    if (e.status === 401 || e.status === 403) items.push(tokenForm());
+    $("#session-list").replaceChildren(...items);
   }
+}
+
+/** The daemon guards reads (--api-guard-reads): ask for its API token once, keep it for the tab. */
+function tokenForm() {
+  const input = h("input", { type: "password", id: "read-token", autocomplete: "off", value: apiToken() });
+  return h("li", null, h("form", { class: "token-form", onsubmit: (e) => {
+    e.preventDefault();
+    setApiToken(input.value.trim());
+    location.reload();
+  } }, h("label", { for: "read-token" }, "API token"), input, h("button", { type: "submit", class: "small" }, "Use")));
 }
 const refreshSessionsSoon = debounce(loadSessions, 400);
 

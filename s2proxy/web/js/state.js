@@ -159,7 +159,7 @@ function section(title, ...body) {
 
 const label = (key) => String(key).replace(/_/g, " ");
 const yes = (v) => (v ? "received" : "not received");
-const short = (id) => (id && String(id).length > 13 ? String(id).slice(0, 8) + "…" : (id ?? "—"));
+const short = (id) => (id && String(id).length > 13 ? String(id).slice(0, 4) + "…" + String(id).slice(-4) : (id ?? "—"));
 
 function text(value) {
   if (value === null || value === undefined) return "—";

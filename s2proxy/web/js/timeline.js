@@ -199,9 +199,12 @@ function ackChip(row) {
   if (row.rs || row.event === "refused") return "";
   if (row.answeredBy) {
     const status = row.answeredBy.rs.status || "?";
-    return h("button", { class: `link ack ack-${status === "OK" ? "ok" : "bad"}`, type: "button",
-                         "data-goto": String(row.answeredBy.n - 1), title: `answered by #${row.answeredBy.n}` },
-      `${status} #${row.answeredBy.n}`);
+    const ok = status === "OK";
+    // A non-OK answer is marked with a cross; its full name is in the title and for screen readers.
+    return h("button", { class: `link ack ack-${ok ? "ok" : "bad"}`, type: "button",
+                         "data-goto": String(row.answeredBy.n - 1), title: `answered ${status} by #${row.answeredBy.n}` },
+      ok ? "OK" : h("span", { "aria-hidden": "true" }, "✗"), ok ? null : h("span", { class: "sr" }, status),
+      ` #${row.answeredBy.n}`);
   }
   return h("span", { class: "ack ack-pending", title: "no ReceptionStatus yet" }, "no RS");
 }
