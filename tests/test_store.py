@@ -297,3 +297,41 @@ class FlagValueTests(unittest.TestCase):
             self.assertRaises(ValueError, parse_duration, bad)
         for bad in ("big", "-1M"):
             self.assertRaises(ValueError, parse_size, bad)
+
+
+class OptionTests(unittest.TestCase):
+    """The issue-4 flags of `twistd s2analyzer`: values parsed, bad ones name the flag."""
+
+    def parse(self, *args):
+        from s2proxy import tap
+        options = tap.Options()
+        options.parseOptions(["--no-validate"] + list(args))
+        return tap.settings_from_options(options)
+
+    def test_values(self):
+        d = os.path.abspath(self.mktemp())
+        os.makedirs(d)
+        token_file = os.path.join(d, "token")
+        with open(token_file, "w") as f:
+            f.write("tok-123\n")
+        settings = self.parse("--data-dir", d, "--history-max-age", "2h", "--history-max-bytes", "10M",
+                              "--store-queue-max", "100", "--api-allow", "10.0.0.0/8", "--api-token-file",
+                              token_file, "--api-origins", "https://a.example", "--feed-max-buffer", "1M")
+        self.assertEqual((settings["store"], settings["data_dir"]), (True, d))
+        self.assertEqual((settings["history_max_age"], settings["history_max_bytes"]), (7200, 10 << 20))
+        self.assertEqual((settings["api_token"], settings["feed_max_buffer"]), ("tok-123", 1 << 20))
+        self.assertTrue(os.path.exists(os.path.join(d, DB_NAME)))
+        settings = self.parse("--no-store", "--data-dir", "/nonexistent/x")
+        self.assertFalse(settings["store"])
+
+    def test_bad_values_name_the_flag(self):
+        from twisted.python import usage
+        for args, flag in ((["--data-dir", "/nonexistent/x"], "--data-dir"),
+                           (["--history-max-age", "soon"], "--history-max-age"),
+                           (["--history-max-bytes", "lots"], "--history-max-bytes"),
+                           (["--api-allow", "10.0.0.300/8"], "--api-allow"),
+                           (["--api-origins", "dash.example.com"], "--api-origins"),
+                           (["--api-token-file", "/nonexistent/t"], "--api-token-file"),
+                           (["--store-flush-interval", "0"], "--store-flush-interval")):
+            e = self.assertRaises(usage.UsageError, self.parse, *args)
+            self.assertIn(flag, str(e))
