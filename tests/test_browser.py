@@ -298,6 +298,45 @@ class BrowserTest(unittest.SynchronousTestCase):
         self.assertNoHorizontalScroll(page, "inject")
         self.assertNoPageErrors()
 
+    def test_kept_message_and_session_filters(self):
+        """A message kept for an absent peer is tagged, its delivery shows; the list filters by id and time."""
+        from playwright.sync_api import expect
+        from websockets.sync.client import connect
+        page = self.open_page()
+        expect(page.locator("#feed-state")).to_have_text("live")
+        rm = connect(self.daemon.device_url("RM", "rm-early", "cem-late"), open_timeout=10)
+        self.addCleanup(rm.close)
+        handshake = conversation()[0][1]
+        rm.send(json.dumps(handshake))
+        item = page.locator("button.session", has_text="rm-early")
+        item.click()
+        row = page.locator(".tl-row.tl-msg").first
+        expect(row.locator(".tag-kept")).to_have_text("kept")
+        cem = connect(self.daemon.device_url("CEM", "rm-early", "cem-late"), open_timeout=10)
+        self.addCleanup(cem.close)
+        self.assertEqual(json.loads(cem.recv(timeout=10)), handshake)
+        expect(page.locator(".tl-event", has_text="delivered")).to_have_count(1)
+        row.click()
+        expect(page.locator("#details")).to_contain_text("delivered")
+
+        # Filters of the sessions list: by id, and by a time window.
+        other = connect(self.daemon.device_url("RM", "rm-other", "cem-other"), open_timeout=10)
+        self.addCleanup(other.close)
+        sessions = page.locator("button.session")
+        expect(sessions).to_have_count(2)
+        page.fill("#filter-id", "OTHER")
+        expect(sessions).to_have_count(1)
+        expect(sessions.first).to_contain_text("rm-other")
+        page.fill("#filter-id", "")
+        expect(sessions).to_have_count(2)
+        page.fill("#filter-to", "2020-01-01T00:00:00")
+        expect(sessions).to_have_count(0)
+        expect(page.locator("#session-list")).to_contain_text("No session matches")
+        page.fill("#filter-to", "")
+        page.fill("#filter-from", "2020-01-01T00:00:00")
+        expect(sessions).to_have_count(2)
+        self.assertNoPageErrors()
+
     def test_timeline_stays_virtual_with_100000_messages(self):
         """Only the rows in view exist in the DOM, however long the session; End reaches the last."""
         from playwright.sync_api import expect

@@ -9,7 +9,7 @@ import { Session } from "./model.js";
 import { SessionList } from "./sessions.js";
 import { renderState } from "./state.js";
 import { Timeline } from "./timeline.js";
-import { debounce, h, plural, shortId, clock } from "./util.js";
+import { clock, debounce, h, plural, shortId, throttle } from "./util.js";
 
 const $ = (sel) => document.querySelector(sel);
 
@@ -62,23 +62,30 @@ function tokenForm() {
     location.reload();
   } }, h("label", { for: "read-token" }, "API token"), input, h("button", { type: "submit", class: "small" }, "Use")));
 }
-const refreshSessionsSoon = debounce(loadSessions, 400);
+const refreshSessionsSoon = throttle(loadSessions, 1000);
 
 const localTime = (value) => (value ? new Date(value).getTime() : NaN);
 $("#filter-id").addEventListener("input", (e) => sessionList.setFilter({ text: e.target.value.trim() }));
-$("#filter-from").addEventListener("change", (e) => sessionList.setFilter({ from: localTime(e.target.value) }));
-$("#filter-to").addEventListener("change", (e) => sessionList.setFilter({ to: localTime(e.target.value) }));
+for (const [id, key] of [["#filter-from", "from"], ["#filter-to", "to"]]) {
+  for (const type of ["input", "change"]) {
+    $(id).addEventListener(type, (e) => sessionList.setFilter({ [key]: localTime(e.target.value) }));
+  }
+}
 $("#sessions-refresh").addEventListener("click", loadSessions);
 
 const feedState = $("#feed-state");
 new LiveFeed("/backend/session-updates/", () => ({}), (update) => {
+  // Updates carry the counts (about once a second while a session is busy); the full list is
+  // read again only when a session appears or changes state.
+  const known = sessionList.get(update.session_id);
+  const changed = !known || known.state !== (update.state || known.state);
   sessionList.update(update);
   if (app.session && update.session_id === app.session.id) {
     refreshCaption();
     injectForm.setSession(sessionList.get(app.session.id));
     refreshStateSoon();
   }
-  refreshSessionsSoon();
+  if (changed) refreshSessionsSoon();
 }, (state) => {
   feedState.textContent = state === "open" ? "live" : state === "connecting" ? "connecting…" : "reconnecting…";
   feedState.className = `feed-state feed-${state}`;
@@ -138,7 +145,7 @@ function syncOptions(select, map, allText) {
   select.value = current;
 }
 
-const refreshRulesSoon = debounce(() => {
+const refreshRulesSoon = throttle(() => {
   if (!app.session) return;
   // Findings that fire later (deadlines) change a row's validity: filters must look again.
   const f = app.session.filter;
@@ -147,11 +154,6 @@ const refreshRulesSoon = debounce(() => {
   syncOptions($("#f-rule"), app.session.rules, "all rules");
   updateStatus();
 }, 300);
-
-const updateCountsSoon = debounce(() => {
-  if (!app.session) return;
-  sessionList.setCounts(app.session.id, app.session.counts());
-}, 500);
 
 function updateStatus() {
   const s = app.session;
@@ -162,7 +164,7 @@ function updateStatus() {
   if (app.paused) parts.push(`paused: ${app.held.length} new waiting`);
   $("#timeline-status").textContent = parts.join(" · ");
 }
-const updateStatusSoon = debounce(updateStatus, 150);
+const updateStatusSoon = throttle(updateStatus, 150);
 
 function addRecords(records) {
   const s = app.session;
@@ -175,7 +177,6 @@ function addRecords(records) {
   syncOptions($("#f-type"), s.types, "all types");
   if (attached || s.rules.size !== $("#f-rule").options.length - 1) refreshRulesSoon();
   timeline.schedule();
-  updateCountsSoon();
   updateStatusSoon();
 }
 
@@ -212,7 +213,7 @@ async function loadState() {
     if (app.session && app.session.id === id) renderState($("#state-body"), null, e.message);
   }
 }
-const refreshStateSoon = debounce(loadState, 700);
+const refreshStateSoon = throttle(loadState, 1000);
 
 // ---------------------------------------------------------------- inject
 const injectForm = new InjectForm($("#inject-root"));

@@ -215,15 +215,4 @@ export class Session {
     for (let i = 0; i < this.rows.length; i++) if (this.passes(this.rows[i])) visible.push(i);
     this.visible = visible;
   }
-
-  counts() {
-    let messages = 0, errors = 0, warnings = 0;
-    for (const row of this.rows) {
-      if (!row.isMessage) continue;
-      messages += 1;
-      if (row.severity === "error") errors += 1;
-      else if (row.severity === "warning") warnings += 1;
-    }
-    return { messages, errors, warnings };
-  }
 }

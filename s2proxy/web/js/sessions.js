@@ -64,15 +64,6 @@ export class SessionList {
     this.render();
   }
 
-  /** Counts for the session on screen, from its timeline (fresher than the list). */
-  setCounts(id, counts) {
-    const info = this.sessions.get(id);
-    if (!info) return;
-    if (info.messages === counts.messages && info.errors === counts.errors && info.warnings === counts.warnings) return;
-    Object.assign(info, counts);
-    this.render();
-  }
-
   setFilter(filter) {
     this.filter = { ...this.filter, ...filter };
     this.render();
@@ -122,8 +113,8 @@ export class SessionList {
           h("span", { class: "s-id", title: s.id }, shortId(s.id)),
           h("span", { class: "s-counts" },
             s.messages !== null ? h("span", { class: "c-msgs" }, `${s.messages} msg`) : null,
-            s.errors ? h("span", { class: "badge badge-error" }, `${s.errors} err`) : null,
-            s.warnings ? h("span", { class: "badge badge-warning" }, `${s.warnings} warn`) : null)))));
+            s.errors ? h("span", { class: "badge badge-error", title: `${s.errors} error findings` }, `${s.errors} err`) : null,
+            s.warnings ? h("span", { class: "badge badge-warning", title: `${s.warnings} warning findings` }, `${s.warnings} warn`) : null)))));
     }
   }
 }

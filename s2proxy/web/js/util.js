@@ -108,6 +108,24 @@ export function debounce(fn, ms) {
   };
 }
 
+/**
+ * Run fn at most once per `ms`, and once more after the last call: unlike debounce it still runs
+ * while calls keep coming (a busy live session never stops sending events).
+ */
+export function throttle(fn, ms) {
+  let last = 0;
+  let timer = null;
+  return (...args) => {
+    if (timer) return;
+    const wait = Math.max(0, last + ms - Date.now());
+    timer = setTimeout(() => {
+      timer = null;
+      last = Date.now();
+      fn(...args);
+    }, wait);
+  };
+}
+
 export function plural(n, word) {
   return `${n} ${word}${n === 1 ? "" : "s"}`;
 }
