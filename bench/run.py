@@ -370,7 +370,9 @@ def main():
     if set(only) & {"latency", "t10"}:
         configs.append("relay")
     if "store" in only and "--data-dir" in store_flags:
-        configs += ["store_on", "store_off"]
+        # Store off is the "validate" daemon (validation on, --no-store); store on differs only in that.
+        configs += ["validate", "store_on"]
+    configs = list(dict.fromkeys(configs))
 
     servers = {}
     measurements = {}   # name -> list of results (one per repeat)
@@ -384,10 +386,11 @@ def main():
     if "t100" in only:
         plan += [("t100/fwd", "fwd", 100, 4, False, False), ("t100/validate", "validate", 100, 4, False, False)]
     if "store" in only and "--data-dir" in store_flags:
-        plan += [("store/off", "store_off", 100, 4, False, True), ("store/on", "store_on", 100, 4, False, True)]
+        plan += [("store/off", "validate", 100, 4, False, True), ("store/on", "store_on", 100, 4, False, True)]
 
     memory = {}
     micro = {}
+    errors = {}
     try:
         for config in configs:
             if config == "relay":
@@ -395,15 +398,23 @@ def main():
             else:
                 flags = daemon_flags(config, store_flags)
                 if config == "store_on":
-                    flags += ["--data-dir", os.path.join(workdir, config, "data")]
-                elif config == "store_off" and "--no-store" not in flags:
-                    continue
+                    data_dir = os.path.join(workdir, config, "data")
+                    os.makedirs(data_dir, exist_ok=True)
+                    flags += ["--data-dir", data_dir]
                 servers[config] = Server(config, "daemon", flags, profile=args.profile,
                                          workdir=os.path.join(workdir, config))
             print("starting %-9s %s" % (config, " ".join(servers[config].flags)), flush=True)
-            servers[config].start()
+            try:
+                servers[config].start()
+            except RuntimeError as e:
+                # One configuration that cannot start (a flag that changed) must not stop the rest.
+                print("  could not start %s: %s; log: %s" % (config, e, servers[config].log_path), flush=True)
+                errors[config] = str(e)
+                servers.pop(config).stop()
         if "memory" in only:
             for config in ("validate", "fwd"):
+                if config not in servers:
+                    continue
                 print("memory: %d idle pairs through %s" % (args.idle_pairs, config), flush=True)
                 memory[config] = idle_memory(servers[config], args.idle_pairs)
         for rep in range(args.repeat):
@@ -435,6 +446,7 @@ def main():
         "memory": memory,
         "micro": micro,
         "summary": summary,
+        "errors": errors,
     }
     print_table(report)
     if args.profile:
