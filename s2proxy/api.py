@@ -532,6 +532,8 @@ def wire(app, settings, reactor):
                           max_age=settings["history_max_age"], max_bytes=settings["history_max_bytes"])
         # Opened now: a database that cannot be used stops start-up with its message.
         app.store.open()
+        # Registered before twistd registers the service's own stop, so it runs first.
+        app.store.watch_shutdown()
         app.store.setServiceParent(app)
         app.hub.subscribe(app.store)
 

@@ -264,6 +264,8 @@ class Store(service.Service):
         self.schema_dir = schema_dir
         self.target_version = target_version
         self.paused = False
+        self.shutting_down = False   # the reactor is stopping: sessions that end now end by it
+        self.shutdown_trigger = None
         self.enqueued = 0        # reactor thread only
         self.written = 0         # writer thread only (read elsewhere: an int is read atomically)
         self.last_seq = 0        # highest event seq committed (writer thread only)
@@ -300,6 +302,9 @@ class Store(service.Service):
 
     def stopService(self):
         service.Service.stopService(self)
+        if self.shutdown_trigger is not None:
+            self.reactor.removeSystemEventTrigger(self.shutdown_trigger)
+            self.shutdown_trigger = None
         if self._thread is None:
             return None
         # Sessions still live are recorded as ended by the stop (docs/history.md, "Sessions").
@@ -332,19 +337,28 @@ class Store(service.Service):
                 self._live[event["session_id"]] = self.registry.conversation_by_session(event["session_id"])
         elif kind == "session_ended":
             conv = self._live.pop(event["session_id"], None)
-            event = dict(event, summary=checker_summary(conv))
+            event = dict(event, summary=checker_summary(conv),
+                         end_reason="proxy stopped" if self.shutting_down else "disconnected")
         queue = self._queue
         queue.append(event)
         self.enqueued += 1
         n = len(queue)
         if n >= self.batch_size:
             self._wake.set()
-            if n > self.queue_max and not self.paused and self.registry is not None:
+        if n > self.queue_max and not self.paused:
+            if self.registry is not None:
                 self.paused = True
                 self.pauses += 1
                 _log.warn("the history is {n} records behind (--store-queue-max={m}); devices are "
                           "paused until it catches up", n=n, m=self.queue_max)
                 self.registry.pause_all("store")
+
+    def watch_shutdown(self):
+        """Sessions that end once the reactor begins to stop end because of the stop."""
+        def stopping():
+            self.shutdown_trigger = None
+            self.shutting_down = True
+        self.shutdown_trigger = self.reactor.addSystemEventTrigger("before", "shutdown", stopping)
 
     @property
     def queued(self):
@@ -463,9 +477,10 @@ class Store(service.Service):
                 execute(_INSERT, event_row(event))
                 counts = event.get("counts") or {}
                 summary = event.get("summary")
-                execute("UPDATE sessions SET ended=?, end_reason='disconnected', messages=?,"
+                execute("UPDATE sessions SET ended=?, end_reason=?, messages=?,"
                         " errors=?, warnings=?, undelivered=?, summary=? WHERE session_id=?",
-                        (event["time"], counts.get("messages"), counts.get("errors"),
+                        (event["time"], event.get("end_reason", "disconnected"),
+                         counts.get("messages"), counts.get("errors"),
                          counts.get("warnings"), event.get("undelivered"),
                          _json(summary) if summary is not None else None, event["session_id"]))
             elif kind == "_stop":

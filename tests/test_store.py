@@ -230,6 +230,7 @@ class BackpressureTests(unittest.TestCase):
         # Another process holds the write lock: the writer cannot commit.
         blocker = sqlite3.connect(proxy.store.path, isolation_level=None, check_same_thread=False)
         blocker.execute("BEGIN IMMEDIATE")
+        self.addCleanup(blocker.close)   # (rolls back if the test fails before COMMIT)
         count = 400
         for i in range(count):
             rm.send(json.dumps({"message_type": "PowerMeasurement", "i": i}))
