@@ -410,6 +410,32 @@ class SessionTests(Base):
         self.run_lines(lines)
         self.fired("R-037", "info", line=23)
 
+    def test_r037_steady_measurements_keep_one_deadline(self):
+        # PowerMeasurements every 10 s under T_meas = 30 s: no R-037, and the checker holds one
+        # measurement deadline, not one per message; then a 60 s gap fires it once, about the
+        # last measurement before the gap.
+        lines = pebc()
+        first = next(i for i, l in enumerate(lines)
+                     if l["message"].get("message_type") == "PowerMeasurement")
+        base = lines[:first + 1]
+        start = parse_time(base[-1]["time"])
+
+        def measurement(n, at):
+            m = json.loads(json.dumps(base[-1]))
+            m["message"]["message_id"] = "f0000000-0000-4000-8000-%012d" % n
+            m["time"] = fmt(at)
+            return m
+        steady = [measurement(n, start + 10 * (n + 1)) for n in range(20)]
+        last = start + 10 * 20
+        self.run_lines(base + steady, end=last + 5, t_meas=30)
+        self.not_fired("R-037")
+        armed = [d for _, _, d in self.chk._heap
+                 if getattr(d.fn, "rule", None) == "R-037" and not d.cancelled]
+        self.assertLessEqual(len(armed), 1)
+        self.run_lines(base + steady + [measurement(99, last + 60)], t_meas=30)
+        [f] = self.fired("R-037", "info")
+        self.assertEqual(f["ref"], len(base) + len(steady))
+
 
 class ReceptionStatusTests(Base):
     def test_r038_r039_missing_status(self):

@@ -114,6 +114,7 @@ class Checker:
         # measurements
         self.meas_since = None
         self.meas_about = None
+        self.meas_armed = False
         # deadlines and output
         self._heap = []
         self._dseq = 0

@@ -84,18 +84,36 @@ def power_measurement(ctx):
 
 
 def _measurement_gap(ctx):
-    """R-037: arm the T_meas deadline from this message (first details, or a measurement)."""
-    chk, rec = ctx.chk, ctx.msg
-    chk.meas_since = ctx.now
-    chk.meas_about = rec
-    since = ctx.now
+    """R-037: (re)start the T_meas window from this message (first details, or a measurement).
 
-    def gap(dctx):
-        if chk.meas_about is rec and not dctx.final:
-            chk.emit("R-037", "no PowerMeasurement for more than T_meas (%g s) since the %s at %s"
-                     % (chk.cfg.t_meas, rec.mtype, format_time(since)), None, rec)
-    gap.rule = "R-037"
-    chk.add_deadline(since + chk.cfg.t_meas, gap, rec)
+    One deadline per session at a time: it re-arms itself when a newer measurement moved the
+    window, so a steady stream of measurements does not pile up deadlines (and the messages they
+    would keep alive) for T_meas.
+    """
+    chk = ctx.chk
+    chk.meas_since = ctx.now
+    chk.meas_about = ctx.msg
+    if not chk.meas_armed:
+        chk.meas_armed = True
+        chk.add_deadline(ctx.now + chk.cfg.t_meas, _measurement_deadline, None)
+
+
+def _measurement_deadline(dctx):
+    chk = dctx.chk
+    due = chk.meas_since + chk.cfg.t_meas
+    if dctx.final:
+        chk.meas_armed = False
+        return
+    if due > dctx.now:
+        chk.add_deadline(due, _measurement_deadline, None)
+        return
+    chk.meas_armed = False
+    rec = chk.meas_about
+    chk.emit("R-037", "no PowerMeasurement for more than T_meas (%g s) since the %s at %s"
+             % (chk.cfg.t_meas, rec.mtype, format_time(chk.meas_since)), None, rec)
+
+
+_measurement_deadline.rule = "R-037"
 
 
 def common_message(ctx):
