@@ -2,12 +2,15 @@
 
 Each proxy has its own CollectorRegistry (tests run several in one process). Labels are bounded:
 an S2 message type that is not one of the schema's types is counted as ``other``, so a device
-cannot grow the label set. The observer caches label children, so the hot path is a few dict
-look-ups and increments.
+cannot grow the label set. The per-message counters are plain dicts and lists of ints that the
+observer increments (prometheus_client's own metrics take a lock per increment); they become
+metric families only when scraped.
 """
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from bisect import bisect_left
+
+from prometheus_client import CollectorRegistry, Counter, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 LATENCY_BUCKETS = (0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
@@ -22,12 +25,6 @@ class Metrics:
         self.registry = CollectorRegistry()
         self.known_types = frozenset(known_types)
         r = self.registry
-        self.messages = Counter("s2proxy_messages", "Messages by event, direction (origin) and S2 type",
-                                ["event", "origin", "s2_msg_type"], registry=r)
-        self.bytes = Counter("s2proxy_message_bytes", "Message bytes received, by origin",
-                             ["origin"], registry=r)
-        self.findings = Counter("s2proxy_findings", "Findings by rule and severity",
-                                ["rule", "severity"], registry=r)
         self.sessions_started = Counter("s2proxy_sessions_started", "Sessions started", registry=r)
         self.connections_opened = Counter("s2proxy_connections_opened", "Device connections opened",
                                           ["role"], registry=r)
@@ -35,13 +32,17 @@ class Metrics:
                                      registry=r)
         self.feed_dropped = Counter("s2proxy_feed_dropped", "Live feed viewers dropped for being slow",
                                     registry=r)
-        self.latency = Histogram("s2proxy_forward_latency_seconds",
-                                 "From a frame's arrival until it is handed to the peer",
-                                 buckets=LATENCY_BUCKETS, registry=r)
         self._written_seen = 0
+        # (event, origin label, type label) -> [messages, bytes]
+        self.message_counts = {}
+        self._by_raw_key = {}      # the same lists, keyed by the event's raw values (fast path)
+        # (rule, severity) -> count
+        self.finding_counts = {}
+        # forward latency: one count per bucket of LATENCY_BUCKETS, plus +Inf; and the sum
+        self.latency_buckets = [0] * (len(LATENCY_BUCKETS) + 1)
+        self.latency_sum = 0.0
+        r.register(_HotCounters(self))
         r.register(_LiveGauges(self))
-        self._children = {}
-        self._finding_children = {}
 
     def _type_label(self, message_type):
         if message_type is None:
@@ -51,18 +52,20 @@ class Metrics:
     def __call__(self, event):
         kind = event["event"]
         if "raw" in event:
-            key = (kind, event["origin"], event.get("message_type"))
-            children = self._children.get(key)
-            if children is None:
-                children = (self.messages.labels(kind, key[1] or "none", self._type_label(key[2])),
-                            self.bytes.labels(key[1] or "none"))
-                if len(self._children) < 10000:
-                    self._children[key] = children
-            children[0].inc()
-            children[1].inc(event.get("size") or 0)
-            latency = event.get("latency") if kind == "forwarded" else None
-            if latency is not None:
-                self.latency.observe(latency)
+            raw_key = (kind, event["origin"], event.get("message_type"))
+            counts = self._by_raw_key.get(raw_key)
+            if counts is None:
+                label_key = (kind, raw_key[1] or "none", self._type_label(raw_key[2]))
+                counts = self.message_counts.setdefault(label_key, [0, 0])
+                if len(self._by_raw_key) < 10000:  # a device inventing types must not grow it
+                    self._by_raw_key[raw_key] = counts
+            counts[0] += 1
+            counts[1] += event.get("size") or 0
+            if kind == "forwarded":
+                latency = event.get("latency")
+                if latency is not None:
+                    self.latency_buckets[bisect_left(LATENCY_BUCKETS, latency)] += 1
+                    self.latency_sum += latency
             for f in event.get("format_findings") or ():
                 self._finding(f)
             for f in event.get("findings") or ():
@@ -77,14 +80,10 @@ class Metrics:
 
     def _finding(self, f):
         key = (f.get("rule"), f.get("severity"))
-        child = self._finding_children.get(key)
-        if child is None:
+        if key not in self.finding_counts and len(self.finding_counts) >= 1000:
             # Rules are a fixed set in our code; still cap the label set against surprises.
-            if len(self._finding_children) >= 1000:
-                key = ("other", key[1])
-            child = self.findings.labels(str(key[0]), str(key[1]))
-            self._finding_children[key] = child
-        child.inc()
+            key = ("other", key[1])
+        self.finding_counts[key] = self.finding_counts.get(key, 0) + 1
 
     def render(self):
         store = getattr(self.app, "store", None)
@@ -96,6 +95,43 @@ class Metrics:
         return generate_latest(self.registry)
 
     content_type = CONTENT_TYPE_LATEST
+
+
+class _HotCounters:
+    """The per-message counters, turned into metric families at scrape time."""
+
+    def __init__(self, metrics):
+        self.metrics = metrics
+
+    def describe(self):
+        return []
+
+    def collect(self):
+        m = self.metrics
+        messages = CounterMetricFamily("s2proxy_messages", "Messages by event, direction (origin) and S2 type",
+                                       labels=["event", "origin", "s2_msg_type"])
+        by_origin = {}
+        for (event, origin, type_label), counts in list(m.message_counts.items()):
+            messages.add_metric([event, origin, type_label], counts[0])
+            by_origin[origin] = by_origin.get(origin, 0) + counts[1]
+        yield messages
+        size = CounterMetricFamily("s2proxy_message_bytes", "Message bytes received, by origin",
+                                   labels=["origin"])
+        for origin, total in sorted(by_origin.items()):
+            size.add_metric([origin], total)
+        yield size
+        findings = CounterMetricFamily("s2proxy_findings", "Findings by rule and severity",
+                                       labels=["rule", "severity"])
+        for (rule, severity), count in sorted(m.finding_counts.items(), key=lambda kv: str(kv[0])):
+            findings.add_metric([str(rule), str(severity)], count)
+        yield findings
+        buckets, running = [], 0
+        for bound, count in zip(LATENCY_BUCKETS + (float("inf"),), m.latency_buckets):
+            running += count
+            buckets.append(("+Inf" if bound == float("inf") else repr(bound), running))
+        yield HistogramMetricFamily("s2proxy_forward_latency_seconds",
+                                    "From a frame's arrival until it is handed to the peer",
+                                    buckets=buckets, sum_value=m.latency_sum)
 
 
 class _LiveGauges:

@@ -369,10 +369,13 @@ class Registry:
 
     def _publish(self, kind, conv, origin, payload, binary, analysis, findings, seq,
                  latency=None, reason=None):
-        try:
-            raw = payload.decode("utf-8") if isinstance(payload, bytes) else payload
-        except UnicodeDecodeError:
-            raw = payload.decode("utf-8", errors="replace")
+        if analysis is not None:
+            raw = analysis.text
+        else:
+            try:
+                raw = payload.decode("utf-8") if isinstance(payload, bytes) else payload
+            except UnicodeDecodeError:
+                raw = payload.decode("utf-8", errors="replace")
         fields = {
             "origin": origin, "raw": raw, "binary": binary, "size": len(payload),
             "findings": list(findings),
