@@ -15,7 +15,7 @@ from twisted.web import resource, server
 from s2proxy import logs
 from s2proxy.apiguard import Denied
 from s2proxy.registry import NoLiveConnection
-from s2proxy.store import (ANALYZER_TYPE, checker_summary, parse_time, query_history,
+from s2proxy.store import (ANALYZER_TYPE, parse_time, query_history,
                            query_session, query_sessions, query_transcript)
 
 _log = logs.make_logger("s2proxy.api")
@@ -368,7 +368,7 @@ class SessionResource(JsonResource):
         conv = self.app.registry.conversation_by_session(self.session_id)
         if conv is not None:
             item = self.app.feeds.session_item(conv)
-            item["summary"] = checker_summary(conv)
+            item["summary"] = yield self.app.registry.summary(conv)
             return _json_body(request, 200, item)
         store = getattr(self.app, "store", None)
         item = None
@@ -438,6 +438,7 @@ class InjectResource(JsonResource):
     methods = ("POST",)
     changes = ("POST",)
 
+    @defer.inlineCallbacks
     def do_POST(self, request):
         body = read_json_body(request)
         for name in ("origin_id", "dest_id"):
@@ -453,6 +454,7 @@ class InjectResource(JsonResource):
             conv, event = self.app.registry.inject(body["origin_id"], body["dest_id"], payload)
         except NoLiveConnection as e:
             raise BadRequest(409, str(e))
+        yield self.app.registry.event_published(event)
         return _json_body(request, 200, {
             "session_id": conv.session_id, "seq": event["seq"], "origin": event["origin"],
             "s2_msg_type": event.get("message_type"), "valid": event.get("valid"),

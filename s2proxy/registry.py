@@ -5,6 +5,10 @@ Plain Python: no Autobahn import and no reactor calls. A connection is a *side* 
 can a test. The registry decides where every frame goes (to the peer, or kept until the peer
 comes), then has it analysed and publishes one event about it. Forwarding always happens first:
 analysis can never delay or block a frame.
+
+Analysis may finish later (in the worker process of :mod:`s2proxy.analysis`), so events leave
+through an ordered outbox: an event waits until every event before it is complete, and the hub
+sees them in the order things happened.
 """
 
 import time
@@ -33,7 +37,7 @@ class NoLiveConnection(Exception):
 class Conversation:
     """One pairing (rm_id, cem_id) from the first connection of either side until both are gone."""
 
-    def __init__(self, rm_id, cem_id, checker, now):
+    def __init__(self, rm_id, cem_id, now):
         self.rm_id = rm_id
         self.cem_id = cem_id
         self.session_id = str(uuid.uuid4())
@@ -42,7 +46,10 @@ class Conversation:
         # Messages waiting for an absent peer, keyed by the *destination* role.
         self.kept = {RM: deque(), CEM: deque()}
         self.kept_size = {RM: 0, CEM: 0}
-        self.checker = checker
+        # The analyser's key for this conversation's current S2 session (see attach()).
+        self.token = None
+        self.epoch = 0
+        self.last_summary = None
         self.counts = {"messages": 0, "errors": 0, "warnings": 0}
         # A role whose connection changed after this session had one starts a new S2 session
         # for the checker (an S2 session is one WebSocket connection).
@@ -72,12 +79,12 @@ def _count_findings(conv, findings):
 class Registry:
     """All live conversations, and the relay between the two sides of each."""
 
-    def __init__(self, hub, validator=None, checker_factory=None, clock=None,
+    def __init__(self, hub, analyzer=None, clock=None,
                  max_kept_messages=1000, max_kept_bytes=4 * 1024 * 1024, mirror_close=False,
                  kept_ttl=3600.0):
         self.hub = hub
-        self.validator = validator
-        self.checker_factory = checker_factory
+        # None: forward only (no validation, no checker); else an s2proxy.analysis analyser.
+        self.analyzer = analyzer
         self._clock = clock
         self.max_kept_messages = max_kept_messages
         self.max_kept_bytes = max_kept_bytes
@@ -85,15 +92,55 @@ class Registry:
         self.kept_ttl = kept_ttl
         self.conversations = {}
         self._by_session = {}
+        self._by_token = {}
         self._paused_reasons = set()
         self.open_connections = 0
         self.stopping = False
+        # Events waiting for analysis results, in order: [event or events, ready, finish]
+        self._outbox = deque()
+        # id(event) -> Deferreds waiting for that message event's analysis (see event_published)
+        self._analysing = {}
 
     # -- time -------------------------------------------------------------------------------
 
     def now(self):
         # Event times are wall-clock (UTC epoch); the clock only drives timers.
         return time.time()
+
+    # -- the ordered outbox ---------------------------------------------------------------
+
+    def _emit(self, event):
+        """Publish ``event`` now, or after the events still waiting for analysis."""
+        if self._outbox:
+            self._outbox.append([event, True, None])
+        else:
+            self.hub.emit(event)
+
+    def _reserve(self, finish=None):
+        """A place in the event order for events that analysis will complete (see _complete)."""
+        entry = [None, False, finish]
+        self._outbox.append(entry)
+        return entry
+
+    def _complete(self, entry, events):
+        entry[0] = events
+        entry[1] = True
+        outbox = self._outbox
+        while outbox and outbox[0][1]:
+            events, _, finish = outbox.popleft()
+            if finish is not None:
+                events = finish(events)
+            if events is None:
+                continue
+            if type(events) is dict:
+                self.hub.emit(events)
+            else:
+                for event in events:
+                    self.hub.emit(event)
+
+    @property
+    def outbox_depth(self):
+        return len(self._outbox)
 
     # -- lookups ----------------------------------------------------------------------------
 
@@ -112,14 +159,16 @@ class Registry:
 
     # -- connections ------------------------------------------------------------------------
 
-    def _new_checker(self):
-        if self.checker_factory is None:
-            return None
-        try:
-            return self.checker_factory()
-        except Exception:
-            _log.failure("could not create a conversation checker; stateful checks are off")
-            return None
+    def _open_checker(self, conv):
+        """Start a new S2 session for the checker of ``conv`` (ending the previous one)."""
+        if self.analyzer is None:
+            return
+        if conv.token is not None:
+            self._finish_checker(conv)
+        conv.epoch += 1
+        conv.token = "%s/%d" % (conv.session_id, conv.epoch)
+        self._by_token[conv.token] = conv
+        self.analyzer.submit(("open", conv.token), _ignore_result)
 
     def attach(self, side):
         """A side finished its opening handshake: pair it, deliver what was kept for it."""
@@ -127,10 +176,11 @@ class Registry:
         conv = self.conversations.get(key)
         now = self.now()
         if conv is None:
-            conv = Conversation(side.rm_id, side.cem_id, self._new_checker(), now)
+            conv = Conversation(side.rm_id, side.cem_id, now)
             self.conversations[key] = conv
             self._by_session[conv.session_id] = conv
-            self.hub.emit(make_event("session_started", conv))
+            self._emit(make_event("session_started", conv))
+            self._open_checker(conv)
         side.conversation = conv
         if conv.expiry is not None:
             if conv.expiry.active():
@@ -138,15 +188,14 @@ class Registry:
             conv.expiry = None
         role = side.role
         old = conv.sides[role]
-        if role in conv.seen_roles and conv.checker is not None:
+        if role in conv.seen_roles:
             # A new connection of a role is a new S2 session for the checker.
-            self._finish_checker(conv)
-            conv.checker = self._new_checker()
+            self._open_checker(conv)
         conv.seen_roles.add(role)
         conv.sides[role] = side
         self.open_connections += 1
-        self.hub.emit(make_event("opened", conv, origin=role, peer=side.peer, tls=side.tls,
-                                 direction=side.direction))
+        self._emit(make_event("opened", conv, origin=role, peer=side.peer, tls=side.tls,
+                              direction=side.direction))
         if old is not None:
             # Devices reconnect after network loss while the old socket still looks alive.
             self._unlink(conv, old)
@@ -170,8 +219,8 @@ class Registry:
         self.open_connections -= 1
         role = side.role
         current = conv.sides[role] is side
-        self.hub.emit(make_event("closed", conv, origin=role, code=code, reason=reason or "",
-                                 closed_by=closed_by, clean=code in (1000, 1001)))
+        self._emit(make_event("closed", conv, origin=role, code=code, reason=reason or "",
+                              closed_by=closed_by, clean=code in (1000, 1001)))
         if not current:
             return  # a replaced connection: the conversation goes on with its successor
         self._unlink(conv, side)
@@ -198,31 +247,47 @@ class Registry:
             self._end_session(conv, "the %%s did not connect within --kept-ttl=%gs" % self.kept_ttl)
 
     def _end_session(self, conv, discard_reason):
-        self._finish_checker(conv)
+        summary_entry = self._finish_checker(conv)
         undelivered = 0
         for dest_role in (RM, CEM):
             while conv.kept[dest_role]:
-                payload, binary, seq, analysis, _ = conv.kept[dest_role].popleft()
+                payload, binary, seq, event = conv.kept[dest_role].popleft()
                 undelivered += 1
-                self.hub.emit(make_event("discarded", conv, origin=PEER_ROLE[dest_role], ref_seq=seq,
-                                         message_id=analysis.message_id if analysis else None,
-                                         message_type=analysis.message_type if analysis else None,
-                                         reason=discard_reason % dest_role))
+                self._emit_referring(event, make_event(
+                    "discarded", conv, origin=PEER_ROLE[dest_role], ref_seq=seq,
+                    reason=discard_reason % dest_role))
             conv.kept_size[dest_role] = 0
         self.conversations.pop((conv.rm_id, conv.cem_id), None)
         self._by_session.pop(conv.session_id, None)
-        self.hub.emit(make_event("session_ended", conv, undelivered=undelivered,
-                                 counts=dict(conv.counts)))
+        ended = make_event("session_ended", conv, undelivered=undelivered, counts=dict(conv.counts))
+        if summary_entry is None:
+            self._emit(ended)
+        else:
+            # The summary comes with the checker's last findings; the event carries it.
+            def with_summary(_):
+                ended["summary"] = summary_entry.get("summary")
+                ended["counts"] = dict(conv.counts)
+                return ended
+            entry = self._reserve(with_summary)
+            self._complete(entry, None)
 
     def _finish_checker(self, conv):
-        if conv.checker is None:
-            return
-        try:
-            findings = conv.checker.finish(self.now())
-        except Exception:
-            _log.failure("checker failed while finishing {conv}", conv=conv)
-            return
-        self._emit_late_findings(conv, findings)
+        """End the checker's S2 session: its last findings, and its summary (returned holder)."""
+        token = conv.token
+        if token is None or self.analyzer is None:
+            return None
+        conv.token = None
+        holder = {}
+        entry = self._reserve()
+
+        def finished(result, _):
+            self._by_token.pop(token, None)
+            findings, summary = result if result is not None else ([], None)
+            holder["summary"] = summary
+            conv.last_summary = summary
+            self._complete(entry, self._late_finding_events(conv, findings or ()))
+        self.analyzer.submit(("finish", token, self.now()), finished)
+        return holder
 
     def shutdown(self):
         """The daemon is stopping: close every device with 1001 and end waiting sessions."""
@@ -301,20 +366,20 @@ class Registry:
         else:
             kind = "kept"
         latency = time.perf_counter() - started
-        seq = next_seq()
-        analysis = self._analyse(payload, binary)
-        findings = ()
-        if kind == "forwarded":
-            findings = self._check(conv, origin, analysis, seq)
-        elif kind == "kept":
+        event = self._message_event(kind, conv, origin, payload, binary, latency, reason)
+        if kind == "kept":
             # Checked when delivered: the checker's deadlines start when the peer gets it.
-            conv.kept[dest_role].append((payload, binary, seq, analysis, None))
+            conv.kept[dest_role].append((payload, binary, event["seq"], event))
             conv.kept_size[dest_role] += len(payload)
-        self._publish(kind, conv, origin, payload, binary, analysis, findings, seq,
-                      latency=latency, reason=reason)
+        # A refused message never reached the peer: format findings only.
+        self._analyse(conv, event, payload, binary, feed=kind == "forwarded")
 
     def inject(self, origin_id, dest_id, payload, binary=False):
-        """Send ``payload`` into a live conversation as if it came from ``origin_id``."""
+        """Send ``payload`` into a live conversation as if it came from ``origin_id``.
+
+        Returns (conversation, event); the event's analysis fields are filled once analysed
+        (at once with the inline analyser): ``event_analysed(event)`` waits for that.
+        """
         conv, origin = self.find_for_injection(origin_id, dest_id)
         if conv is None:
             raise NoLiveConnection("no conversation between %s and %s" % (origin_id, dest_id))
@@ -322,133 +387,156 @@ class Registry:
         if dest is None:
             raise NoLiveConnection("the %s %s is not connected" % (PEER_ROLE[origin], dest_id))
         dest.send_frame(payload, binary)
-        seq = next_seq()
-        analysis = self._analyse(payload, binary)
-        findings = self._check(conv, origin, analysis, seq)
-        return conv, self._publish("injected", conv, origin, payload, binary, analysis, findings, seq)
+        event = self._message_event("injected", conv, origin, payload, binary, None, None)
+        self._analyse(conv, event, payload, binary, feed=True)
+        return conv, event
+
+    def _message_event(self, kind, conv, origin, payload, binary, latency, reason):
+        try:
+            raw = payload.decode("utf-8") if isinstance(payload, bytes) else payload
+        except UnicodeDecodeError:
+            raw = payload.decode("utf-8", errors="replace")
+        event = make_event(kind, conv, origin=origin, raw=raw, binary=binary, size=len(payload),
+                           findings=[], message_type=None, message_id=None, format_findings=[],
+                           valid=None, obj=None)
+        if latency is not None:
+            event["latency"] = latency
+        if reason is not None:
+            event["reason"] = reason
+        conv.counts["messages"] += 1
+        return event
+
+    def _analyse(self, conv, event, payload, binary, feed):
+        analyzer = self.analyzer
+        if analyzer is None:
+            self._emit(event)
+            return
+        entry = self._reserve()
+        seq = event["seq"]
+        token = conv.token if feed else None
+        self._analysing[id(event)] = []
+
+        def analysed(result, analysis):
+            late = None
+            if result is not None:
+                message_type, message_id, format_findings, valid, findings = result
+                event["message_type"] = message_type
+                event["message_id"] = message_id
+                event["format_findings"] = format_findings
+                event["valid"] = valid
+                if analysis is not None:
+                    event["obj"] = analysis.obj
+                    event["raw"] = analysis.text
+                if format_findings:
+                    _count_findings(conv, format_findings)
+                if findings:
+                    own = [f for f in findings if f.get("ref", seq) == seq]
+                    if len(own) != len(findings):
+                        # Findings about earlier messages (ReceptionStatus bookkeeping).
+                        late = self._late_finding_events(
+                            conv, [f for f in findings if f.get("ref", seq) != seq])
+                    event["findings"] = own
+                    _count_findings(conv, own)
+            self._complete(entry, [event] + late if late else event)
+            for waiter in self._analysing.pop(id(event), ()):
+                waiter.callback(event)
+        analyzer.submit(("msg", token, event["origin"], payload, binary, self.now(), seq,
+                         token is not None), analysed)
+
+    def event_published(self, event):
+        """A Deferred that fires with the message ``event`` once its analysis is in it."""
+        from twisted.internet import defer
+        waiters = self._analysing.get(id(event))
+        if waiters is None:
+            return defer.succeed(event)
+        d = defer.Deferred()
+        waiters.append(d)
+        return d
 
     def _deliver_kept(self, conv, dest_role):
         queue = conv.kept[dest_role]
         side = conv.sides[dest_role]
         origin = PEER_ROLE[dest_role]
         while queue:
-            payload, binary, ref_seq, analysis, _ = queue.popleft()
+            payload, binary, ref_seq, kept_event = queue.popleft()
             conv.kept_size[dest_role] -= len(payload)
             side.send_frame(payload, binary)
-            findings = self._check(conv, origin, analysis, ref_seq)
-            self.hub.emit(make_event("delivered", conv, origin=origin, ref_seq=ref_seq,
-                                     message_id=analysis.message_id if analysis else None,
-                                     message_type=analysis.message_type if analysis else None))
-            if findings:
-                self._emit_late_findings(conv, findings)
+            self._emit_referring(kept_event, make_event("delivered", conv, origin=origin,
+                                                        ref_seq=ref_seq))
+            if self.analyzer is not None and conv.token is not None:
+                entry = self._reserve()
+
+                def checked(findings, _, entry=entry):
+                    self._complete(entry, self._late_finding_events(conv, findings or ()))
+                self.analyzer.submit(("deliver", conv.token, origin, payload, binary, self.now(),
+                                      ref_seq), checked)
         conv.kept_size[dest_role] = 0
 
-    def _analyse(self, payload, binary):
-        if self.validator is None:
-            return None
-        try:
-            return self.validator.analyse(payload, binary)
-        except Exception:
-            _log.failure("validator failed on a frame; forwarding is unaffected")
-            return None
-
-    def _check(self, conv, origin, analysis, seq):
-        checker = conv.checker
-        if checker is None or analysis is None:
-            return ()
-        try:
-            findings = checker.feed(origin, analysis, self.now(), seq)
-        except Exception:
-            _log.failure("checker failed on a {origin} message in {conv}", origin=origin, conv=conv)
-            return ()
-        # Findings about an earlier message (ReceptionStatus bookkeeping) are published separately.
-        own = [f for f in findings if f.get("ref", seq) == seq]
-        if len(own) != len(findings):
-            self._emit_late_findings(conv, [f for f in findings if f.get("ref", seq) != seq])
-        return own
-
-    def _publish(self, kind, conv, origin, payload, binary, analysis, findings, seq,
-                 latency=None, reason=None):
-        if analysis is not None:
-            raw = analysis.text
-        else:
-            try:
-                raw = payload.decode("utf-8") if isinstance(payload, bytes) else payload
-            except UnicodeDecodeError:
-                raw = payload.decode("utf-8", errors="replace")
-        fields = {
-            "origin": origin, "raw": raw, "binary": binary, "size": len(payload),
-            "findings": list(findings),
-        }
-        if analysis is not None:
-            fields["message_type"] = analysis.message_type
-            fields["message_id"] = analysis.message_id
-            fields["format_findings"] = analysis.findings
-            fields["valid"] = analysis.valid
-            fields["obj"] = analysis.obj
-        else:
-            fields["message_type"] = None
-            fields["message_id"] = None
-            fields["format_findings"] = []
-            fields["valid"] = None
-            fields["obj"] = None
-        if latency is not None:
-            fields["latency"] = latency
-        if reason is not None:
-            fields["reason"] = reason
-        conv.counts["messages"] += 1
-        if analysis is not None and analysis.findings:
-            _count_findings(conv, analysis.findings)
-        if findings:
-            _count_findings(conv, findings)
-        event = make_event(kind, conv, seq=seq, **fields)
-        self.hub.emit(event)
-        return event
+    def _emit_referring(self, ref_event, event):
+        """Emit ``event`` (about ``ref_event``) with that message's type and id, once known."""
+        def fill(_):
+            event["message_id"] = ref_event.get("message_id")
+            event["message_type"] = ref_event.get("message_type")
+            return event
+        self._complete(self._reserve(fill), None)
 
     def ping(self, side):
         """A device pinged the proxy: S2 asks for at most one ping every 50 s (R-009)."""
         conv = side.conversation
-        checker = conv.checker if conv is not None else None
-        if checker is None or not hasattr(checker, "ping"):
+        if conv is None or conv.token is None or self.analyzer is None:
             return
-        try:
-            findings = checker.ping(side.role, self.now())
-        except Exception:
-            _log.failure("checker failed on a ping in {conv}", conv=conv)
-            return
-        if findings:
-            for f in findings:
+        entry = self._reserve()
+        role = side.role
+
+        def checked(findings, _):
+            for f in findings or ():
                 if not f.get("origin"):
-                    f["origin"] = side.role
-            self._emit_late_findings(conv, findings)
+                    f["origin"] = role
+            self._complete(entry, self._late_finding_events(conv, findings or ()))
+        self.analyzer.submit(("ping", conv.token, role, self.now()), checked)
+
+    def summary(self, conv):
+        """A Deferred with the checker's state summary of ``conv`` (None without a checker)."""
+        from twisted.internet import defer
+        if self.analyzer is None:
+            return defer.succeed(None)
+        if conv.token is None:
+            return defer.succeed(getattr(conv, "last_summary", None))
+        return self.analyzer.summary(conv.token)
 
     # -- deadlines --------------------------------------------------------------------------
 
     def tick(self, now=None):
         """Let every checker fire the deadline rules that are due."""
+        if self.analyzer is None or not self._by_token:
+            return
         now = self.now() if now is None else now
-        for conv in list(self.conversations.values()):
-            checker = conv.checker
-            if checker is None:
-                continue
-            try:
-                due = checker.next_deadline()
-                if due is None or due > now:
-                    continue
-                findings = checker.tick(now)
-            except Exception:
-                _log.failure("checker failed on a deadline in {conv}", conv=conv)
-                continue
-            self._emit_late_findings(conv, findings)
+        entry = self._reserve()
 
-    def _emit_late_findings(self, conv, findings):
+        def ticked(result, _):
+            events = []
+            for token, findings in result or ():
+                conv = self._by_token.get(token)
+                if conv is not None:
+                    events.extend(self._late_finding_events(conv, findings))
+            self._complete(entry, events)
+        self.analyzer.submit(("tick", now), ticked)
+
+    def _late_finding_events(self, conv, findings):
+        """``finding`` events (one per message the findings are about)."""
         by_ref = {}
         for f in findings:
             by_ref.setdefault(f.get("ref"), []).append(f)
+        events = []
         for ref, group in by_ref.items():
             _count_findings(conv, group)
             first = group[0]
-            self.hub.emit(make_event("finding", conv, ref_seq=ref,
+            events.append(make_event("finding", conv, ref_seq=ref,
                                      message_id=first.get("message_id"),
                                      message_type=first.get("message_type"),
                                      origin=first.get("origin"), findings=group))
+        return events
+
+
+def _ignore_result(result, analysis):
+    pass

@@ -5,6 +5,7 @@ MultiService that twistd starts. It is built from a plain settings dict, so test
 without going through the command line.
 """
 
+import os
 import time
 
 from twisted.application import internet, service
@@ -37,6 +38,8 @@ DEFAULTS = {
     "websocket_protocol_options": {},
     "allowed_origins": ["*"],
     "shutdown_timeout": 3.0,
+    "analysis_workers": None,        # None: 1 worker process with 2+ cores, else 0 (inline)
+    "analysis_queue_max": 20000,     # analyses waiting for the worker before devices are paused
     # -- issue 4 settings --
     "store": True,                       # False: --no-store
     "data_dir": None,                    # None: $STATE_DIRECTORY or the working directory
@@ -133,13 +136,13 @@ class S2Proxy(service.MultiService):
         self.started = time.time()
         self.hub = Hub()
         self.validator = None
-        checker_factory = None
+        self.analyzer = None
         if settings["validate"]:
             from s2proxy.validation import Validator
             self.validator = Validator(settings["schemas"], strict=settings["strict"])
-            checker_factory = self._checker_factory()
+            self.analyzer = self._make_analyzer()
         self.registry = Registry(
-            self.hub, self.validator, checker_factory, clock=reactor,
+            self.hub, self.analyzer, clock=reactor,
             max_kept_messages=settings["max_kept_messages"],
             max_kept_bytes=settings["max_kept_bytes"],
             mirror_close=settings["mirror_close"],
@@ -183,6 +186,31 @@ class S2Proxy(service.MultiService):
         ticker.clock = reactor
         ticker.setServiceParent(self)
 
+    def analysis_workers(self):
+        """0: analyse in the reactor thread; 1: in a worker process (default with 2+ cores)."""
+        workers = self.settings["analysis_workers"]
+        if workers is None:
+            workers = 1 if (os.cpu_count() or 1) > 1 else 0
+        return workers
+
+    def _make_analyzer(self):
+        from s2proxy import analysis
+        settings = self.settings
+        if self.analysis_workers() == 0:
+            core = analysis.AnalysisCore(self.validator, self._checker_factory(),
+                                         on_error=self._rule_failed)
+            return analysis.InlineAnalyzer(core)
+        config = {"schemas": self.validator.schema_dir, "strict": settings["strict"],
+                  "checker_options": dict(settings["checker_options"])}
+        return analysis.WorkerAnalyzer(
+            self.reactor, config, max_pending=settings["analysis_queue_max"],
+            on_busy=lambda: self.registry.pause_all("analysis"),
+            on_idle=lambda: self.registry.resume_all("analysis"))
+
+    @staticmethod
+    def _rule_failed(rule, exc):
+        _log.error("checker rule {rule} raised {exc!r}; the conversation goes on", rule=rule, exc=exc)
+
     def _checker_factory(self):
         try:
             from s2proxy.checker import Checker, CheckerConfig
@@ -191,12 +219,14 @@ class S2Proxy(service.MultiService):
             return None
         options = dict(self.settings["checker_options"])
         options["strict"] = self.settings["strict"]
-
-        def on_error(rule, exc):
-            _log.error("checker rule {rule} raised {exc!r}; the conversation goes on", rule=rule, exc=exc)
-        options.setdefault("on_error", on_error)
+        options.setdefault("on_error", self._rule_failed)
         config = CheckerConfig(**options)
         return lambda: Checker(config)
+
+    def startService(self):
+        if self.analyzer is not None:
+            self.analyzer.start()
+        return service.MultiService.startService(self)
 
     @defer.inlineCallbacks
     def stopService(self):
@@ -207,6 +237,9 @@ class S2Proxy(service.MultiService):
             yield task.deferLater(self.reactor, 0.02, lambda: None)
             waited += 0.02
         try:
+            if self.analyzer is not None:
+                # Its last answers complete the events still waiting in the registry's outbox.
+                yield self.analyzer.stop()
             yield service.MultiService.stopService(self)
         finally:
             self._stopped(None)

@@ -235,7 +235,12 @@ def event_record(event):
     ff = event.get("format_findings") or ()
     sf = event.get("findings") or ()
     errors, warnings = _count(sf, _count(ff, (0, 0)))
-    obj = event.get("obj") if "raw" in event else None
+    obj = None
+    if "raw" in event:
+        obj = event.get("obj")
+        if obj is None:
+            # Analysed in the worker process: the parsed message stays there; parse it here.
+            obj = _parse_raw(event["raw"])
     return make_record(None, event["seq"], event.get("session_id"), event.get("rm_id"),
                        event.get("cem_id"), event["time"], kind, event.get("origin"),
                        event.get("message_type"), event.get("message_id"), event.get("raw"),
@@ -275,7 +280,6 @@ class Store(service.Service):
         self._stopping = False
         self._thread = None
         self._flush_waiters = []
-        self._live = {}          # session_id -> Conversation, to take the checker summary at the end
         self._readers = None
         self._local = threading.local()
         self._conn = None
@@ -332,13 +336,9 @@ class Store(service.Service):
         kind = event["event"]
         if kind not in RECORDED or self._thread is None:
             return
-        if kind == "session_started":
-            if self.registry is not None:
-                self._live[event["session_id"]] = self.registry.conversation_by_session(event["session_id"])
-        elif kind == "session_ended":
-            conv = self._live.pop(event["session_id"], None)
-            event = dict(event, summary=checker_summary(conv),
-                         end_reason="proxy stopped" if self.shutting_down else "disconnected")
+        if kind == "session_ended":
+            # The registry puts the checker's last summary into the event.
+            event = dict(event, end_reason="proxy stopped" if self.shutting_down else "disconnected")
         queue = self._queue
         queue.append(event)
         self.enqueued += 1
@@ -363,9 +363,6 @@ class Store(service.Service):
     @property
     def queued(self):
         return len(self._queue)
-
-    def live_summary(self, session_id):
-        return checker_summary(self._live.get(session_id))
 
     def flushed(self):
         """A Deferred that fires once everything recorded so far is committed."""
@@ -600,19 +597,6 @@ def db_bytes(conn):
     pages = conn.execute("PRAGMA page_count").fetchone()[0]
     free = conn.execute("PRAGMA freelist_count").fetchone()[0]
     return (pages - free) * page_size
-
-
-def checker_summary(conv):
-    """The checker's summary of a conversation, or None (no checker, or it failed)."""
-    checker = getattr(conv, "checker", None) if conv is not None else None
-    summary = getattr(checker, "summary", None)
-    if summary is None:
-        return None
-    try:
-        return summary()
-    except Exception:
-        _log.failure("the checker's summary failed")
-        return None
 
 
 # -- queries (reader threads) ----------------------------------------------------------------

@@ -38,6 +38,13 @@ def _seconds(name):
     return parse
 
 
+def _worker_count(value):
+    if value not in ("0", "1"):
+        raise usage.UsageError("--analysis-workers: use 0 (in the forwarding thread) or 1 (a worker "
+                               "process), got %r" % value)
+    return int(value)
+
+
 def endpoint_string(value):
     """A bare port number means all interfaces over TCP, as in s2-analyzer."""
     value = value.strip()
@@ -75,6 +82,7 @@ class Options(usage.Options):
         ["schemas", None, None, "Folder s2-json-schema/ of an s2-ws-json checkout (default: the copy shipped with s2proxy)."],
         ["max-kept-messages", None, 1000, "Messages kept per direction while the peer is absent.", _positive_int("max-kept-messages")],
         ["max-kept-bytes", None, 4 * MIB, "Bytes kept per direction while the peer is absent.", _positive_int("max-kept-bytes")],
+        ["analysis-workers", None, None, "Where messages are validated and checked: 0 = in the forwarding thread, 1 = in a worker process (default: 1 with 2+ CPU cores, else 0).", _worker_count],
         ["kept-ttl", None, 3600.0, "Seconds kept messages wait for their peer once both sides are gone (then discarded, and recorded).", _seconds("kept-ttl")],
         ["max-message-size", None, MIB, "Largest WebSocket message in bytes, after decompression (larger: close 1009).", _positive_int("max-message-size")],
         ["max-frame-size", None, MIB, "Largest WebSocket frame payload in bytes (larger: close 1009).", _positive_int("max-frame-size")],
@@ -197,6 +205,7 @@ def settings_from_options(config):
         "max_kept_bytes": config["max-kept-bytes"],
         "mirror_close": bool(config["mirror-close"]),
         "kept_ttl": config["kept-ttl"],
+        "analysis_workers": config["analysis-workers"],
         "max_message_size": config["max-message-size"],
         "max_frame_size": config["max-frame-size"],
         "auto_ping_interval": config["auto-ping-interval"],

@@ -11,6 +11,9 @@ from s2proxy.service import S2Proxy
 def start_proxy(testcase, **settings):
     """Start an S2Proxy on 127.0.0.1, port 0; stopped at the end of the test. Returns the service."""
     settings.setdefault("port", "tcp:0:interface=127.0.0.1")
+    # Analysis in the reactor thread unless a test asks for the worker process (the daemon's
+    # default on 2+ cores): results are then complete when the hub sees a message event.
+    settings.setdefault("analysis_workers", 0)
     proxy = S2Proxy(settings, reactor)
     proxy.startService()
     testcase.addCleanup(proxy.stopService)

@@ -69,7 +69,7 @@ class LiveCheckerTests(unittest.TestCase):
             proxy.registry.tick()
             self.assertEqual(findings.serious(), [], name)
             conv = next(iter(proxy.registry.conversations.values()))
-            summary = conv.checker.summary()
+            summary = yield proxy.registry.summary(conv)
             json.dumps(summary)  # the history API serves it as JSON
             self.assertIn(name[:4].upper(), json.dumps(summary))
 
@@ -106,8 +106,13 @@ class LiveCheckerTests(unittest.TestCase):
             def finish(self, now):
                 raise RuntimeError("rule bug")
 
+            def summary(self):
+                raise RuntimeError("rule bug")
+
         proxy = start_proxy(self)
-        proxy.registry.checker_factory = Broken
+        errors = []
+        proxy.analyzer.core.checker_factory = Broken
+        proxy.analyzer.core.on_error = lambda where, exc: errors.append(where)
         rm = yield connect_device(self, device_url(proxy, "RM", "rm-x", "cem-x"))
         cem = yield connect_device(self, device_url(proxy, "CEM", "rm-x", "cem-x"))
         for i in range(3):
@@ -118,4 +123,5 @@ class LiveCheckerTests(unittest.TestCase):
         yield rm.close()
         yield cem.close()
         yield eventually(lambda: not proxy.registry.conversations)
-        self.assertTrue(self.flushLoggedErrors(RuntimeError))
+        self.assertEqual(set(errors), {"checker.feed", "checker.tick", "checker.finish",
+                                       "checker.summary"})

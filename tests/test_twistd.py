@@ -96,6 +96,11 @@ class OptionTests(unittest.TestCase):
         self.assertUsage("LOG_LEVEL", env="chatty")
         self.assertUsage("--log-level", "--log-level", "chatty")
 
+    def test_analysis_workers(self):
+        self.assertIsNone(self.parse()["analysis-workers"])
+        self.assertEqual(self.parse("--analysis-workers", "0")["analysis-workers"], 0)
+        self.assertUsage("--analysis-workers", "--analysis-workers", "4")
+
     def test_numbers(self):
         self.assertUsage("--max-kept-messages", "--max-kept-messages", "many")
         self.assertUsage("--max-message-size", "--max-message-size", "-5")
