@@ -67,19 +67,42 @@ def wait_listening(port, proc, what, timeout=60.0):
     raise RuntimeError("%s did not listen on %d within %ss" % (what, port, timeout))
 
 
+def family(pid):
+    """``pid`` and its child processes (the daemon's analysis worker counts as the daemon)."""
+    pids = [pid]
+    try:
+        with open("/proc/%d/task/%d/children" % (pid, pid)) as f:
+            pids.extend(int(p) for p in f.read().split())
+    except OSError:
+        pass
+    return pids
+
+
 def cpu_ticks(pid):
-    """utime + stime of a process, in seconds."""
-    with open("/proc/%d/stat" % pid) as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS
+    """utime + stime of a process and its children, in seconds."""
+    total = 0
+    for p in family(pid):
+        try:
+            with open("/proc/%d/stat" % p) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / TICKS
 
 
 def rss_kib(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return None
+    """Resident memory of a process and its children, KiB."""
+    total = None
+    for p in family(pid):
+        try:
+            with open("/proc/%d/status" % p) as f:
+                for line in f:
+                    if line.startswith("VmRSS:"):
+                        total = (total or 0) + int(line.split()[1])
+        except OSError:
+            continue
+    return total
 
 
 def machine_busy():
