@@ -38,16 +38,18 @@ import logging
 from collections import OrderedDict, deque
 
 from . import handshake, instructions, plugin, rules, session
-from .catalog import INSTRUCTION_TYPES, MESSAGE_TYPES, HANDSHAKES, may_send, same_content
+from .catalog import (INSTRUCTION_TYPES, INTERN, MESSAGE_TYPES, HANDSHAKES, content_digest, may_send,
+                      same_record_content)
 from .config import CheckerConfig
 from .context import Context
 from .ids import NIL_UUID, format_time, id_key
-from .state import Activation, Record, SwitchWindow
+from .state import SMALL, Activation, Record, SwitchWindow, fifo_add
 
 _log = logging.getLogger(__name__)
 _UNREAD_MAX = 256       # unreadable frames remembered per side for nil-subject matching (R-043)
 _CAND_MAX = 32          # retransmission candidates per (side, message type) (X-6)
 _NO_RULES = frozenset()
+
 
 class _Deadline:
     __slots__ = ("when", "fn", "rec", "cancelled")
@@ -59,7 +61,10 @@ class _Deadline:
         self.cancelled = False
 
     def cancel(self):
+        # The heap entry stays until it comes due (or the heap is compacted): let go of what it
+        # would keep alive now.
         self.cancelled = True
+        self.fn = self.rec = None
 
 
 class _Termination:
@@ -72,25 +77,38 @@ class _Termination:
         self.acked = None      # time the other side's OK passed the proxy
 
 
+_SIDE_BIT = {"RM": 1, "CEM": 2}
+
+
 class Checker:
     """Stateful checker of one session.  See docs/INTERFACES.md and PLUGIN.md."""
 
+    # A thousand idle sessions are a normal load: no per-instance __dict__.
+    __slots__ = ("cfg", "seq", "hs", "hs_versions", "hsr", "hs_done", "version", "without_handshake",
+                 "failed", "term", "seen_sides", "any_message", "rm_after_hs", "rmd", "rmd_rec",
+                 "act_no", "activation", "window", "ids", "open", "unread", "unread_ids", "cands",
+                 "unforwarded", "instructions", "by_target", "revocables", "aliases", "meas_since",
+                 "meas_about", "meas_armed", "_heap", "_dseq", "_ncancelled", "_pending",
+                 "_pending_since", "_out", "_cur", "_cur_rules", "finished", "last_ping", "counts",
+                 "rule_counts", "severity_counts", "rule_errors", "plugin_state", "__weakref__")
+    _handshake = handshake
+    _session = session
+    _instr = instructions
+
     def __init__(self, cfg=None):
-        self._handshake = handshake
-        self._session = session
-        self._instr = instructions
         plugin.load()
         self.cfg = cfg or CheckerConfig()
         self.seq = 0
         # handshake (§3.2)
         self.hs = {"RM": None, "CEM": None}     # first accepted Handshake Record per side
+        self.hs_versions = None                 # {side: its supported_protocol_versions}
         self.hsr = None                         # accepted HandshakeResponse Record
         self.hs_done = False
         self.version = None
         self.without_handshake = False
         self.failed = None                      # None | "handshake" | "permanent"  (state F)
         self.term = None                        # _Termination (state T)
-        self.first_seen = {"RM": False, "CEM": False}
+        self.seen_sides = 0                     # _SIDE_BIT of the sides that sent a message
         self.any_message = False
         self.rm_after_hs = False                # R-023 decided
         # details and control type (§3.3-§3.5)
@@ -100,16 +118,17 @@ class Checker:
         self.activation = Activation(0, None, None, None, None)
         self.window = None
         # ledger (§4)
-        self.ids = {"RM": OrderedDict(), "CEM": OrderedDict()}   # key -> Record | (mtype, t, status)
-        self.open = {}                                         # (side, key) -> Record
-        self.unread = {"RM": deque(), "CEM": deque()}
-        self.unread_ids = {"RM": OrderedDict(), "CEM": OrderedDict()}
-        self.cands = {}                                        # (side, mtype) -> OrderedDict seq->Record
+        # Containers that stay empty in most sessions are created on first use (None before).
+        self.ids = {"RM": {}, "CEM": {}}        # key -> Record | (mtype, t, status); oldest first
+        self.open = {}                          # (side, key) -> Record
+        self.unread = None                      # {side: deque of unreadable Records}
+        self.unread_ids = None                  # {side: {key: unreadable Record}}
+        self.cands = {}                         # (side, mtype) -> OrderedDict seq->Record
         self.unforwarded = {}
         # instructions and revocation (§5.1)
-        self.instructions = OrderedDict()                      # key -> Instruction
+        self.instructions = {}                  # key -> Instruction, oldest first
         self.by_target = {}
-        self.revocables = OrderedDict()                        # (object_type, key) -> Revocable
+        self.revocables = {}                    # (object_type, key) -> Revocable, oldest first
         self.aliases = {}
         # measurements (R-037)
         self.meas_since = None
@@ -118,18 +137,21 @@ class Checker:
         # deadlines and output
         self._heap = []
         self._dseq = 0
+        self._ncancelled = 0                    # cancelled entries in the heap (about)
         self._pending = []
         self._pending_since = None
         self._out = self._pending
         self._cur = None
         self._cur_rules = _NO_RULES
         self.finished = False
-        self.last_ping = {"RM": None, "CEM": None}
+        self.last_ping = None                   # {side: time of its latest ping}
         # counters
         self.counts = {"RM": {}, "CEM": {}}
         self.rule_counts = {}
         self.severity_counts = {"error": 0, "warning": 0, "info": 0}
         self.rule_errors = {}
+        self.plugin_state = None                # {name: state} of control-type modules that
+                                                # outlives activations (plugin_store())
 
     # ------------------------------------------------------------------------------------------
     # public API
@@ -145,6 +167,7 @@ class Checker:
             self._rule_failed("core", exc)
         self._out = self._pending
         self._cur = None
+        self._cur_rules = _NO_RULES
         return out
 
     def forwarded(self, ref, now):
@@ -187,11 +210,15 @@ class Checker:
             return self._pending_since if self._pending_since is not None else 0.0
         while self._heap and self._heap[0][2].cancelled:
             heapq.heappop(self._heap)
+            if self._ncancelled:
+                self._ncancelled -= 1
         return self._heap[0][0] if self._heap else None
 
     def ping(self, sender, now, ref=None):
         """A WebSocket ping frame from `sender` (R-009); returns findings."""
         out = []
+        if self.last_ping is None:
+            self.last_ping = {}
         last = self.last_ping.get(sender)
         self.last_ping[sender] = now
         if last is not None and now - last < 50.0:
@@ -218,6 +245,17 @@ class Checker:
     def summary(self):
         from .summary import summarize
         return summarize(self)
+
+    def plugin_store(self, name, factory):
+        """Per-session state of a control-type module that outlives activations (created by
+        factory() on first use)."""
+        ps = self.plugin_state
+        if ps is None:
+            ps = self.plugin_state = {}
+        st = ps.get(name)
+        if st is None:
+            st = ps[name] = factory()
+        return st
 
     # ------------------------------------------------------------------------------------------
     # findings
@@ -271,12 +309,26 @@ class Checker:
         heapq.heappush(self._heap, (when, self._dseq, dl))
         return dl
 
+    def _cancelled(self, dl):
+        """The ReceptionStatus deadline `dl` is not needed any more.  Its heap entry would stay
+        until it comes due (T_rs later): when most of the heap is such entries, rebuild it, so an
+        idle session keeps none (amortised O(1) per cancelled deadline)."""
+        dl.cancel()
+        n = self._ncancelled = self._ncancelled + 1
+        heap = self._heap
+        if n * 2 >= len(heap):
+            heap[:] = [e for e in heap if not e[2].cancelled]
+            heapq.heapify(heap)
+            self._ncancelled = 0
+
     def _run_due(self, now):
         heap = self._heap
         while heap and heap[0][0] <= now:
             when, _, dl = heapq.heappop(heap)
             if not dl.cancelled:
                 self._call_deadline(dl, when, final=False)
+            elif self._ncancelled:
+                self._ncancelled -= 1
 
     def _call_deadline(self, dl, now, final):
         rec = dl.rec
@@ -299,12 +351,17 @@ class Checker:
     def _feed(self, sender, analysis, now, ref, forwarded):
         obj = analysis.obj
         mtype = analysis.message_type
+        mtype = INTERN.get(mtype, mtype) if type(mtype) is str else mtype
         mid = analysis.message_id
+        key = None
+        if mid is not None:
+            key = id_key(mid)
+            if key == mid:
+                mid = key               # one string object for both
         self.seq += 1
         isdict = type(obj) is dict
-        rec = Record(self.seq, sender, mtype, mid, id_key(mid) if mid is not None else None,
+        rec = Record(self.seq, INTERN.get(sender, sender), mtype, mid, key,
                      obj if isdict else None, ref, now, now if forwarded else None)
-        rec.valid = bool(analysis.valid)
         rec.schema_valid = bool(getattr(analysis, "schema_valid", analysis.valid))
         self._cur = rec
         self._cur_rules = _NO_RULES
@@ -355,8 +412,9 @@ class Checker:
             self._guard("instruction", self._instr.instruction, ctx)
         else:
             self._guard("control type", self._control_type_message, ctx)
-        if not self.first_seen[sender]:
-            self.first_seen[sender] = True
+        bit = _SIDE_BIT.get(sender, 4)
+        if not self.seen_sides & bit:
+            self.seen_sides |= bit
             if (mtype != "Handshake" and not self.without_handshake
                     and not self._cur_rules & {"R-016", "R-021", "R-022", "R-010"}):
                 self.emit("R-010", "the %s's first message is %s, not a Handshake" % (sender, mtype),
@@ -428,7 +486,8 @@ class Checker:
             if type(prev) is Record and self._retransmits(prev, rec):
                 rec.retx_of = prev
                 prev.superseded = True
-                self.open.pop((side, key), None)
+                if self.open.pop((side, key), None) is prev:
+                    self._retire(prev, True)      # never answered now: only its digest is needed
                 c = self.cands.get((side, rec.mtype))
                 if c:
                     c.pop(prev.seq, None)
@@ -441,13 +500,11 @@ class Checker:
             c = self.cands.get((side, rec.mtype))
             if c:
                 for seq, cand in c.items():
-                    if rec.mtype in HANDSHAKES or same_content(cand.obj, rec.obj):
+                    if rec.mtype in HANDSHAKES or same_record_content(cand, rec):
                         rec.retx_of = cand
                         del c[seq]
                         break
-        ids[key] = rec
-        if len(ids) > self.cfg.max_ids:
-            ids.popitem(last=False)
+        fifo_add(self.ids, side, ids, key, rec, self.cfg.max_ids)
         self.open[(side, key)] = rec
         if forwarded:
             self._start_deadlines(rec)
@@ -457,7 +514,7 @@ class Checker:
     def _retransmits(self, prev, rec):
         if prev.mtype != rec.mtype or not self.retx_candidate(prev, rec.t):
             return False
-        return rec.mtype in HANDSHAKES or same_content(prev.obj, rec.obj)
+        return rec.mtype in HANDSHAKES or same_record_content(prev, rec)
 
     def retx_candidate(self, prev, now):
         """X-6: `prev` got a non-OK status, or none within T_rs (so a repeat is a retransmission)."""
@@ -481,15 +538,16 @@ class Checker:
 
     def _note_unreadable(self, rec, forwarded):
         side = rec.sender
+        if self.unread is None:
+            self.unread = {"RM": deque(), "CEM": deque()}
+            self.unread_ids = {"RM": {}, "CEM": {}}
         q = self.unread[side]
         q.append(rec)
         if len(q) > _UNREAD_MAX:
             q.popleft()
         if type(rec.mid) is str and rec.answerable:
             u = self.unread_ids[side]
-            u[id_key(rec.mid)] = rec
-            if len(u) > _UNREAD_MAX:
-                u.popitem(last=False)
+            fifo_add(self.unread_ids, side, u, id_key(rec.mid), rec, _UNREAD_MAX)
         if forwarded:
             self._start_deadlines(rec)
         else:
@@ -501,6 +559,7 @@ class Checker:
         status = obj.get("status")
         if type(subj) is not str or type(status) is not str:
             return
+        status = INTERN.get(status, status)
         sender = rec.sender
         other = "CEM" if sender == "RM" else "RM"
         now = rec.t
@@ -510,7 +569,7 @@ class Checker:
                 self.emit("R-043", "ReceptionStatus with the nil subject has status %s; only "
                           "INVALID_DATA may use the nil UUID" % status, None, rec)
                 return
-            q = self.unread[other]
+            q = self.unread[other] if self.unread is not None else ()
             while q and q[0].rs_status is not None:
                 q.popleft()
             if not q:
@@ -526,7 +585,7 @@ class Checker:
         if target is not None:
             self._close(target, rec, status, now)
             return
-        u = self.unread_ids[other].pop(key, None)
+        u = self.unread_ids[other].pop(key, None) if self.unread_ids is not None else None
         if u is not None and u.rs_status is None:
             u.rs_status = status
             u.rs_time = now
@@ -551,7 +610,7 @@ class Checker:
         cfg = self.cfg
         del self.open[(target.sender, target.key)]
         if target.dl is not None:
-            target.dl.cancelled = True      # answered: the heap entry is dropped unseen
+            self._cancelled(target.dl)      # answered: the heap entry is dropped unseen
             target.dl = None
         target.rs_status = status
         target.rs_time = now
@@ -608,6 +667,19 @@ class Checker:
                     fn()
                 except Exception as exc:
                     self._rule_failed("effect of %s" % target.mtype, exc)
+        # Answered: the parsed message is not needed any more.  A later message can retransmit it
+        # (X-6) only when it was refused or answered late: keep its digest then.
+        self._retire(target, late or status != "OK")
+
+    def _retire(self, rec, retransmittable):
+        """Drop rec.obj (rules took what they need when it arrived), keeping a content digest
+        when a later message may still be compared with it (X-6, R-049).  Handshakes are never
+        compared by content."""
+        obj = rec.obj
+        if obj is not None:
+            if retransmittable and rec.digest is None and rec.mtype not in HANDSHAKES:
+                rec.digest = content_digest(obj)
+            rec.obj = None
 
     # ------------------------------------------------------------------------------------------
     # revocable objects (§5.1.3)
@@ -618,14 +690,9 @@ class Checker:
         akey = rec.key if (alias and rec.key is not None and rec.key != key) else None
         entry = Revocable(object_type, object_id, key, rec, obj, ctx.activation.no if ctx.activation
                           else self.activation.no, akey)
-        self.revocables[(object_type, key)] = entry
-        self.revocables.move_to_end((object_type, key))
         if akey is not None:
             self.aliases[(object_type, akey)] = entry
-        if len(self.revocables) > self.cfg.max_objects:
-            _, old = self.revocables.popitem(last=False)
-            if old.alias is not None:
-                self.aliases.pop((old.object_type, old.alias), None)
+        self.put_revocable(entry)
 
         def undo():
             if self.revocables.get((object_type, key)) is entry:
@@ -635,6 +702,24 @@ class Checker:
         if rec.rs_status is None:
             ctx.on_reject(undo)
         return entry
+
+
+    def put_revocable(self, entry):
+        """Register `entry` as the newest revocable object (at most cfg.max_objects, oldest dropped)."""
+        k = (entry.object_type, entry.key)
+        revs = self.revocables
+        revs.pop(k, None)               # re-registration makes it the newest
+        revs[k] = entry
+        n = len(revs)
+        if n > SMALL and type(revs) is dict:
+            revs = self.revocables = OrderedDict(revs)
+        if n > self.cfg.max_objects:
+            if type(revs) is dict:
+                old = revs.pop(next(iter(revs)))
+            else:
+                _, old = revs.popitem(last=False)
+            if old.alias is not None:
+                self.aliases.pop((old.object_type, old.alias), None)
 
 
 def _hashable(ref):
@@ -675,6 +760,8 @@ def _rs_hard(ctx):
     if rec.rs_status is not None or rec.superseded or chk.open.get((rec.sender, rec.key)) is not rec:
         return
     chk.open.pop((rec.sender, rec.key), None)
+    rec.on_ok = rec.on_reject = None        # it can no longer be answered
+    chk._retire(rec, True)
     sev = rules.WARNING if rec.mtype == "SessionRequest" else None
     why = ("none by the end of the session" if ctx.final
            else "none %g s (T_rs_max) after it was forwarded" % chk.cfg.t_rs_max)

@@ -11,7 +11,8 @@ from .plugin import on, summary_hook
 from .values import nesting_findings, zero_durations, report
 
 DDBC = opmodes.Kind("DDBC", mode_id="Id", instr_mode="operation_mode_id", actuators=True,
-                    commodities="supported_commodites")
+                    commodities="supported_commodites",
+                    keep=("present_demand_rate", "provides_average_demand_rate_forecast"))
 
 
 def _ranges_of(act, path):

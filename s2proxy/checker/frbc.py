@@ -11,7 +11,7 @@ from .plugin import on, summary_hook
 from .values import nesting_findings, zero_durations, report
 
 FRBC = opmodes.Kind("FRBC", mode_id="id", instr_mode="operation_mode", actuators=True,
-                    commodities="supported_commodities")
+                    commodities="supported_commodities", keep=("storage",))
 
 # CommodityQuantity -> Commodity (s2-python's map, §1.5); HYDROGEN.FLOW_RATE maps to none.
 COMMODITY_OF = {
@@ -122,14 +122,13 @@ def _instr_hook(ctx, st, desc, scope, mode):
         return
     level = fill[0]
     inside = False
-    for el in mode.get("elements") or ():
-        r = _rng(el.get("fill_level_range")) if type(el) is dict else None
-        if r and r[0] - _EPS <= level <= r[1] + _EPS:
+    for r in mode.fill:
+        if r[0] - _EPS <= level <= r[1] + _EPS:
             inside = True
             break
     if not inside:
         report(ctx, "R-103", "operation mode %s has no element whose fill_level_range contains the last reported "
-                   "fill level %r" % (mode.get("id"), level), path="operation_mode")
+                   "fill level %r" % (mode.id, level), path="operation_mode")
     storage = _storage_range(desc)
     if (ctx.obj.get("abnormal_condition") is not True and storage and storage[0] <= storage[1]
             and not storage[0] <= level <= storage[1]):
@@ -189,7 +188,7 @@ def storage_status(ctx):
                    "then ignore instructions without abnormal_condition)" % ((level,) + storage),
                    path="present_fill_level")
     old = st.extra.get("fill")
-    new = (level, ctx.msg)
+    new = (level,)
     st.extra["fill"] = new
 
     def undo():

@@ -1,7 +1,7 @@
 """Handshake and version negotiation: rules R-010 - R-022 of S2-PROTOCOL.md §6.2 and §3.2."""
 
 from .catalog import SUPPORTED_VERSION
-from .ids import format_time
+from .ids import compact, format_time
 
 
 def handshake_phase(ctx):
@@ -61,9 +61,12 @@ def handshake(ctx):
                          % (side, format_time(prev.t)), None, rec)
             return
     chk.hs[side] = rec
+    if chk.hs_versions is None:             # kept: rec.obj goes once the Handshake is answered
+        chk.hs_versions = {}
+    chk.hs_versions[side] = compact(versions)
     if chk.hsr is not None and prev is None:
         # The HandshakeResponse came first (R-016): evaluate the version now (§3.2 item 7).
-        version_checks(chk, chk.hsr, rec, side)
+        version_checks(chk, rec, side)
 
 
 def handshake_response(ctx):
@@ -97,24 +100,25 @@ def _accept(ctx):
     chk.version = sel
     if chk.failed == "handshake":
         chk.failed = None
-    version_checks(chk, rec, rec, None)
+    version_checks(chk, rec, None)
     if sel != SUPPORTED_VERSION:
         chk.emit("R-019", "negotiated version %r is not %s; schema validation is best effort"
                  % (sel, SUPPORTED_VERSION), None, rec, "$.selected_protocol_version")
 
 
-def version_checks(chk, hsr, about, only):
-    """R-017 / R-018 for the HandshakeResponse `hsr`, reported about `about`."""
-    sel = hsr.obj.get("selected_protocol_version")
+def version_checks(chk, about, only):
+    """R-017 / R-018 for the accepted HandshakeResponse (its version is chk.version), reported
+    about `about`."""
+    sel = chk.version
     rm = chk.hs["RM"]
     if rm is not None and only in (None, "RM"):
-        versions = rm.obj.get("supported_protocol_versions")
+        versions = chk.hs_versions["RM"]      # set with chk.hs
         if isinstance(versions, list) and sel not in versions:
             chk.emit("R-017", "selected_protocol_version %r is not one of the RM's "
                      "supported_protocol_versions %s" % (sel, versions), None, about)
     cem = chk.hs["CEM"]
     if cem is not None and only in (None, "CEM"):
-        versions = cem.obj.get("supported_protocol_versions")
+        versions = chk.hs_versions["CEM"]
         if isinstance(versions, list) and sel not in versions:
             chk.emit("R-018", "selected_protocol_version %r is not in the CEM's own "
                      "supported_protocol_versions %s" % (sel, versions), None, about)

@@ -2,9 +2,15 @@
 
 `id_key` gives the comparison key of an id: UUID-shaped ids in lower case, any other string as is.
 Findings always quote the id as it was sent; only look-ups use the key.
+
+Memory: a session refers to the same few ids from many messages, and the JSON parser makes a fresh
+string for every occurrence.  Keys are interned (one object per distinct id), and `same(raw, key)`
+gives the id as sent as that same object when it only differs by identity; `compact()` does the
+same for the small JSON fragments a session keeps (ResourceManagerDetails, storage fields).
 """
 
 import re
+import sys
 from datetime import datetime, timezone
 from functools import lru_cache
 
@@ -14,8 +20,36 @@ _UUID = re.compile(r"[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}
 
 def id_key(value):
     """The comparison key of an id value (X-1); non-strings are returned unchanged."""
-    if type(value) is str and len(value) == 36 and _UUID.match(value):
-        return value.lower()
+    if type(value) is str:
+        low = value.lower()
+        if low != value and len(value) == 36 and _UUID.match(value):
+            value = low         # (a string without capitals is its own key: no regex needed)
+        return _intern(value)
+    return value
+
+
+_intern = sys.intern
+
+
+def same(raw, key):
+    """`raw` (an id as sent), as the object `key` when they are equal strings (saves a copy)."""
+    return key if raw == key and type(raw) is str else raw
+
+
+def intern_id(raw):
+    """An id as sent, interned (for ids a session keeps)."""
+    return _intern(raw) if type(raw) is str else raw
+
+
+def compact(value):
+    """A copy of a small JSON value with every string interned (dict keys included)."""
+    t = type(value)
+    if t is str:
+        return _intern(value)
+    if t is dict:
+        return {_intern(k) if type(k) is str else k: compact(v) for k, v in value.items()}
+    if t is list:
+        return [compact(v) for v in value]
     return value
 
 

@@ -5,11 +5,12 @@ The framework keeps the instruction register; control-type modules get the Instr
 ctx.instruction and may refine its `target` (R-062) or keep notes in `info`.
 """
 
-from .catalog import INSTRUCTION_TYPES
-from .ids import format_time, id_key, parse_time
-from .state import FINAL_STATUSES, Instruction, Revocable
+from .catalog import INSTRUCTION_TYPES, same_record_content
+from .ids import format_time, id_key, parse_time, same
+from .state import FINAL_STATUSES, Instruction, Revocable, fifo_add
 
 _ANY_OPEN = frozenset({None, "NEW", "ACCEPTED", "STARTED"})
+_STATUS = {s: s for s in ("NEW", "ACCEPTED", "REJECTED", "STARTED", "SUCCEEDED", "ABORTED", "REVOKED")}
 PREDECESSORS = {           # §5.1.2: allowed previously reported status (None = first report)
     "NEW": frozenset({None}),
     "ACCEPTED": frozenset({None, "NEW"}),
@@ -40,13 +41,13 @@ def instruction(ctx):
     if not active and ctx.gate:
         chk.emit("R-030", "%s from the CEM while %s is not the active control type (active: %s)"
                  % (rec.mtype, prefix, act.ct or "none"), None, rec)
-    iid = o.get("id")
-    key = id_key(iid)
+    key = id_key(o.get("id"))
+    iid = same(o.get("id"), key)
     exe = parse_time(o.get("execution_time"))
     prev = chk.instructions.get(key)
     if prev is not None:
         retx = rec.retx_of is prev.rec or (chk.retx_candidate(prev.rec, ctx.now)
-                                           and _same_but_id(prev.rec.obj, o))
+                                           and same_record_content(prev.rec, rec))
         if not retx:
             chk.emit("R-049", "instruction id %s was already used by the %s at %s"
                      % (iid, prev.mtype, format_time(prev.rec.t)), None, rec, "$.id")
@@ -56,11 +57,9 @@ def instruction(ctx):
                  "(legal: execute as soon as possible)" % (o.get("execution_time"), ctx.now - exe),
                  None, rec, "$.execution_time")
     instr = Instruction(rec, act.no, exe, target_of(prefix, o))
-    chk.instructions[key] = instr
-    if len(chk.instructions) > chk.cfg.max_instructions:
-        chk.instructions.popitem(last=False)
+    fifo_add(chk, "instructions", chk.instructions, key, instr, chk.cfg.max_instructions)
     entry = Revocable(rec.mtype, iid, key, rec, None, act.no, None)
-    _put_revocable(chk, entry)
+    chk.put_revocable(entry)
     ctx.instruction = instr
     if active:
         chk.dispatch(ctx, True)
@@ -68,21 +67,6 @@ def instruction(ctx):
         ctx.activation = None
         chk.dispatch(ctx, False)
     _same_target(ctx, instr)
-
-
-def _same_but_id(a, b):
-    from .catalog import same_content
-    return same_content(a, b)
-
-
-def _put_revocable(chk, entry):
-    k = (entry.object_type, entry.key)
-    chk.revocables[k] = entry
-    chk.revocables.move_to_end(k)
-    if len(chk.revocables) > chk.cfg.max_objects:
-        _, old = chk.revocables.popitem(last=False)
-        if old.alias is not None:
-            chk.aliases.pop((old.object_type, old.alias), None)
 
 
 def _same_target(ctx, instr):
@@ -110,6 +94,7 @@ def instruction_status_update(ctx):
     chk, rec, o = ctx.chk, ctx.msg, ctx.obj
     iid = o.get("instruction_id")
     st = o.get("status_type")
+    st = _STATUS.get(st, st) if type(st) is str else st      # one shared string per status
     instr = chk.instructions.get(id_key(iid))
     if instr is None:
         chk.emit("R-050", "instruction_id %s is not the id of an instruction the CEM sent in this "
@@ -148,13 +133,14 @@ def instruction_status_update(ctx):
     if ts is not None:
         instr.last_timestamp = ts
     instr.count += 1
-    entry = (st, o.get("timestamp"), ctx.now)
-    instr.statuses.append(entry)
+    mine = instr.count
+    instr.statuses.append(st)
     if len(instr.statuses) > chk.cfg.max_history:
         del instr.statuses[0]
 
     def undo():
-        if instr.statuses and instr.statuses[-1] is entry:
+        # Still the latest update (none applied since, or those were undone as well)?
+        if instr.statuses and instr.count == mine:
             instr.statuses.pop()
             instr.last_status, instr.last_timestamp = saved
             instr.count -= 1

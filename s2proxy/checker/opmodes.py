@@ -7,25 +7,36 @@ SystemDescription, status, TimerStatus and instruction messages.
 
 When a SystemDescription arrives it is indexed once (`Desc` of `Scope`s: modes, transitions by
 (from, to), timers by id), so that every status and instruction afterwards costs a few dict look-ups.
+The index keeps only what the rules and the summary read later (`Mode`, `Trans` tuples and the
+top-level fields named in `Kind.keep`), not the parsed message: a session idles with its
+descriptions for hours.
 The handlers are registered with inactive=True: a message of a type that is not active (R-029 /
 R-030 from the framework) is still judged on its content, but leaves every store alone.
 The per-activation state lives in `activation.store["om"]` (`OpState`).  Scope keys are actuator id
 keys (X-1); OMBC has a single scope with key None.
 """
 
-import weakref
+from collections import namedtuple
+from types import MappingProxyType
 
-from .ids import format_time, id_key, parse_time
+from .ids import compact, format_time, id_key, intern_id, parse_time, same
 from .plugin import on
 from .values import check_currency, cost_paths, duplicates, report
 
 _TOL = 1e-9      # rounding room for operation_mode_factor (R-079)
+_NO_FIELDS = MappingProxyType({})
+
+# What an instruction needs of an operation mode: its id as sent, abnormal_condition_only is true,
+# and (FRBC) the fill_level_range (start, end) of its elements that have a readable one.
+Mode = namedtuple("Mode", "id abnormal fill")
+# What a status or instruction needs of a transition: ids as sent.
+Trans = namedtuple("Trans", "id abnormal start_timers blocking_timers")
 
 
 class Kind:
     """Field names and hooks of one operation-mode based control type."""
 
-    def __init__(self, prefix, mode_id, instr_mode, actuators, commodities=None):
+    def __init__(self, prefix, mode_id, instr_mode, actuators, commodities=None, keep=()):
         self.prefix = prefix
         self.sd = prefix + ".SystemDescription"
         self.status = prefix + (".Status" if prefix == "OMBC" else ".ActuatorStatus")
@@ -36,6 +47,7 @@ class Kind:
         self.actuators = actuators        # modes grouped by actuator (FRBC, DDBC)
         self.commodities = commodities   # "supported_commodities" / "supported_commodites" (sic)
         self.elements = "elements" if prefix == "FRBC" else None   # FRBC power ranges sit in elements
+        self.keep = keep                  # top-level description fields the hooks read later (desc.obj)
         self.scope_hook = None            # fn(ctx, scope, path) extra static checks per actuator
         self.desc_hook = None             # fn(ctx, desc) extra static checks per description
         self.instr_hook = None            # fn(ctx, st, desc, scope, mode) extra instruction checks
@@ -45,16 +57,16 @@ class Kind:
 class Scope:
     """One state machine: an actuator (FRBC, DDBC) or the device (OMBC) in one description."""
 
-    __slots__ = ("id", "key", "path", "modes", "trans", "timers", "obj")
+    __slots__ = ("id", "key", "path", "modes", "trans", "timers", "timer_list")
 
-    def __init__(self, sid, path, obj):
-        self.id = sid             # actuator id as sent (None for OMBC)
+    def __init__(self, sid, path):
         self.key = id_key(sid)
+        self.id = same(sid, self.key)     # actuator id as sent (None for OMBC)
         self.path = path          # JSON path prefix for findings ("actuators[0]" or "")
-        self.modes = {}           # mode key -> mode dict
-        self.trans = {}           # (from key, to key) -> [transition dict]
+        self.modes = {}           # mode key -> Mode
+        self.trans = {}           # (from key, to key) -> (Trans, ...)
         self.timers = {}          # timer key -> duration (ms)
-        self.obj = obj
+        self.timer_list = ()      # ((id, duration) as sent, ...) for the summary
 
     def label(self):
         return "device" if self.id is None else "actuator %s" % self.id
@@ -63,13 +75,14 @@ class Scope:
 class Desc:
     """An indexed SystemDescription."""
 
-    __slots__ = ("rec", "valid_from", "scopes", "obj", "revocable")
+    __slots__ = ("rec", "valid_from", "vf_text", "scopes", "obj", "revocable")
 
-    def __init__(self, rec, valid_from, obj):
+    def __init__(self, rec, valid_from, vf_text, obj):
         self.rec = rec
         self.valid_from = valid_from if valid_from is not None else float("-inf")
+        self.vf_text = vf_text    # valid_from as sent
         self.scopes = {}          # scope key -> Scope
-        self.obj = obj
+        self.obj = obj            # the Kind.keep fields of the description (read-only mapping)
         self.revocable = None
 
     def dead(self):
@@ -83,36 +96,38 @@ class Status:
         self.rec, self.active, self.active_id, self.factor, self.t = rec, active, active_id, factor, t
 
 
+_NONE = frozenset()
+
+
 class OpState:
     """Per-activation state of an operation-mode based control type (activation.store["om"])."""
 
+    __slots__ = ("descs", "max_valid_from", "status", "timers", "deadlines", "r083", "instrs",
+                 "extra", "keys")
     MAX_DESCS = 16
 
     def __init__(self):
         self.descs = []           # Desc in arrival order (the newest MAX_DESCS)
         self.max_valid_from = None
-        self.status = {}          # scope key -> Status (latest, OK or pending)
-        self.named = {}           # scope key -> mode key named by the latest status (R-081)
+        self.status = {}          # scope key -> Status (latest, OK or pending); its .active is
+                                  # the mode named by the latest status (R-081)
         self.timers = {}          # (scope key, timer key) -> (finished_at, arrival)
         self.deadlines = {}       # scope key -> True once a description opened R-083 for it
-        self.r083 = set()         # scope keys already reported by R-083
+        self.r083 = _NONE         # scope keys already reported by R-083 (a set once one is)
         self.instrs = {}          # scope key -> [Instruction] of this activation (recent)
         self.extra = {}           # type-specific state (FRBC storage status, leakage, ...)
         self.keys = {}            # cache raw id -> id_key (statuses repeat the same few ids)
 
-
-# Mode ids ever described per (checker, prefix, scope key), for the previous-mode look-up of R-080.
-_SESSION_MODES = weakref.WeakKeyDictionary()
+    def reported_r083(self, skey):
+        if self.r083 is _NONE:
+            self.r083 = set()
+        self.r083.add(skey)
 
 
 def _session_modes(ctx, prefix):
-    try:
-        per = _SESSION_MODES.get(ctx.chk)
-        if per is None:
-            per = _SESSION_MODES[ctx.chk] = {}
-    except TypeError:        # a checker without weak-reference support: no session memory
-        per = {}
-    return per.setdefault(prefix, {})
+    """Mode keys ever described per scope key in the session (for the previous-mode look-up of
+    R-080): the modes dict of the first description, replaced by a set when a later one adds modes."""
+    return ctx.chk.plugin_store("om", dict).setdefault(prefix, {})
 
 
 def opstate(activation):
@@ -135,8 +150,8 @@ def _rng(r):
 
 # ------------------------------------------------------------------ description indexing + R-072..R-078
 
-def _index_scope(ctx, kind, sid, path, obj, modes, transitions, timers, costs):
-    scope = Scope(sid, path, obj)
+def _index_scope(ctx, kind, sid, path, modes, transitions, timers, costs, fills):
+    scope = Scope(sid, path)
     pre = path + "." if path else ""
     mid_field = kind.mode_id
     for i, mode in enumerate(modes if type(modes) is list else ()):
@@ -144,25 +159,35 @@ def _index_scope(ctx, kind, sid, path, obj, modes, transitions, timers, costs):
             continue
         mid = mode.get(mid_field)
         k = id_key(mid)
-        if k in scope.modes:
+        dup = k in scope.modes
+        if dup:
             report(ctx, "R-072", "operation mode id %s appears twice in %s (operation_modes[%d])"
                        % (mid, scope.label() if sid is not None else "the description", i),
                        path="%soperation_modes[%d].%s" % (pre, i, mid_field))
-        else:
-            scope.modes[k] = mode
         mpath = "%soperation_modes[%d]" % (pre, i)
+        fill = None
         if kind.elements is None:
             _power_ranges(ctx, mode.get("power_ranges"), mpath)
             _running_costs(ctx, mode.get("running_costs"), mpath)
         else:
+            fill = []
             for j, el in enumerate(mode.get(kind.elements) or ()):
                 if type(el) is dict:
                     epath = "%s.%s[%d]" % (mpath, kind.elements, j)
                     _power_ranges(ctx, el.get("power_ranges"), epath)
                     _running_costs(ctx, el.get("running_costs"), epath)
+                    r = _rng(el.get("fill_level_range"))
+                    if r is not None:
+                        fill.append(r)
+            fill = tuple(fill)
+            fill = fills.setdefault(fill, fill)     # modes often share their ranges
+        if not dup:
+            scope.modes[k] = Mode(same(mid, k), mode.get("abnormal_condition_only") is True, fill)
+    timer_list = []
     for i, timer in enumerate(timers if type(timers) is list else ()):
         if type(timer) is not dict:
             continue
+        timer_list.append((intern_id(timer.get("id")), timer.get("duration")))
         k = id_key(timer.get("id"))
         if k in scope.timers:
             report(ctx, "R-073", "timer id %s appears twice in %s (timers[%d])"
@@ -170,6 +195,7 @@ def _index_scope(ctx, kind, sid, path, obj, modes, transitions, timers, costs):
                        path="%stimers[%d].id" % (pre, i))
         else:
             scope.timers[k] = timer.get("duration") if _num(timer.get("duration")) else 0
+    scope.timer_list = tuple(timer_list)
     seen = set()
     for i, tr in enumerate(transitions if type(transitions) is list else ()):
         if type(tr) is not dict:
@@ -195,7 +221,11 @@ def _index_scope(ctx, kind, sid, path, obj, modes, transitions, timers, costs):
                                % (tr.get("id"), field, tid,
                                   scope.label() if sid is not None else "the description"),
                                path="%s.%s[%d]" % (tpath, field, j))
-        scope.trans.setdefault((fk, tk), []).append(tr)
+        t = Trans(intern_id(tr.get("id")), tr.get("abnormal_condition_only") is True,
+                  tuple(map(intern_id, tr.get("start_timers") or ())),
+                  tuple(map(intern_id, tr.get("blocking_timers") or ())))
+        old = scope.trans.get((fk, tk))
+        scope.trans[(fk, tk)] = (t,) if old is None else old + (t,)
     costs.extend(cost_paths(modes, transitions, path or "$", kind.elements))
     return scope
 
@@ -225,15 +255,18 @@ def _running_costs(ctx, costs, path):
 def index_description(ctx, kind):
     """Build the Desc of the current SystemDescription, reporting R-069, R-072 – R-078."""
     obj = ctx.obj
-    desc = Desc(ctx.msg, parse_time(obj.get("valid_from")), obj)
+    vf = obj.get("valid_from")
+    desc = Desc(ctx.msg, parse_time(vf), vf,
+                {k: compact(obj[k]) for k in kind.keep if k in obj} or _NO_FIELDS)
     costs = []
+    fills = {}
     if kind.actuators:
         for i, act in enumerate(obj.get("actuators") or ()):
             if type(act) is not dict:
                 continue
             path = "actuators[%d]" % i
-            scope = _index_scope(ctx, kind, act.get("id"), path, act, act.get("operation_modes"),
-                                 act.get("transitions"), act.get("timers"), costs)
+            scope = _index_scope(ctx, kind, act.get("id"), path, act.get("operation_modes"),
+                                 act.get("transitions"), act.get("timers"), costs, fills)
             if scope.key in desc.scopes:
                 rule = "R-092" if kind.prefix == "FRBC" else "R-105"
                 report(ctx, rule, "actuator id %s appears twice in the description (actuators[%d])"
@@ -243,8 +276,8 @@ def index_description(ctx, kind):
             if kind.scope_hook is not None:
                 kind.scope_hook(ctx, desc, scope, act, path)
     else:
-        scope = _index_scope(ctx, kind, None, "", obj, obj.get("operation_modes"), obj.get("transitions"),
-                             obj.get("timers"), costs)
+        scope = _index_scope(ctx, kind, None, "", obj.get("operation_modes"), obj.get("transitions"),
+                             obj.get("timers"), costs, fills)
         desc.scopes[None] = scope
     check_currency(ctx, costs)
     if kind.desc_hook is not None:
@@ -319,10 +352,14 @@ def register(kind):
         st.descs.append(desc)
         if len(st.descs) > OpState.MAX_DESCS:
             del st.descs[0]
-        desc.revocable = ctx.add_revocable(kind.sd, ctx.msg.mid, ctx.obj, alias=False)
+        desc.revocable = ctx.add_revocable(kind.sd, ctx.msg.mid, None, alias=False)
         modes = _session_modes(ctx, kind.prefix)
         for key, scope in desc.scopes.items():
-            modes.setdefault(key, set()).update(scope.modes)
+            known = modes.get(key)
+            if known is None:
+                modes[key] = scope.modes
+            elif not all(k in known for k in scope.modes):
+                modes[key] = set(known).union(scope.modes)
             if key not in st.deadlines:
                 st.deadlines[key] = True
                 handle = ctx.after(ctx.cfg.t_status, _status_deadline(kind, st, scope))
@@ -365,7 +402,8 @@ def register(kind):
             akey = keys[active_id] = id_key(active_id)
         if len(keys) > 4096:
             keys.clear()
-        named = st.named.get(skey)
+        named = st.status.get(skey)
+        named = named.active if named is not None else None
         if prev_id is None and ts is None and named is not None and named != akey:
             report(ctx, "R-081", "previous_operation_mode_id and transition_timestamp are absent although the "
                    "previous status for this %s named another mode" % ("actuator" if kind.actuators else "device"))
@@ -391,9 +429,8 @@ def register(kind):
                     elif ts is not None:
                         _started_timers(st, scope, skey, id_key(prev_id), akey, parse_time(ts), ctx.now)
         old = st.status.get(skey)
-        new = Status(ctx.msg, akey, active_id, f, ctx.now)
+        new = Status(ctx.msg, akey, same(active_id, akey), f, ctx.now)
         st.status[skey] = new
-        st.named[skey] = akey
 
         def undo():
             if st.status.get(skey) is new:
@@ -401,7 +438,6 @@ def register(kind):
                     del st.status[skey]
                 else:
                     st.status[skey] = old
-                st.named[skey] = named
         ctx.on_reject(undo)
 
     @on(kind.timer, rule="R-084", inactive=True)
@@ -467,7 +503,7 @@ def _started_timers(st, scope, skey, from_key, to_key, ts, now):
     if ts is None:
         return
     for tr in scope.trans.get((from_key, to_key), ()):
-        for tid in tr.get("start_timers") or ():
+        for tid in tr.start_timers:
             tkey = id_key(tid)
             dur = scope.timers.get(tkey)
             if dur is None:
@@ -484,7 +520,7 @@ def _status_deadline(kind, st, scope):
     def fire(dctx):
         if dctx.final or skey in st.status or skey in st.r083:
             return
-        st.r083.add(skey)
+        st.reported_r083(skey)
         dctx.report("R-083", "no %s for %s within T_status (%gs) after this SystemDescription"
                     % (kind.status, scope.label(), dctx.cfg.t_status))
     return fire
@@ -519,7 +555,7 @@ def check_instruction(ctx, kind):
     if desc is None:
         desc = cands[-1]
         report(ctx, "R-085", "no %s is valid at %s: the newest was received with valid_from %s; clock skew?"
-                   % (kind.sd, format_time(t), desc.rec.obj.get("valid_from")), severity="warning")
+                   % (kind.sd, format_time(t), desc.vf_text), severity="warning")
     elif from_previous:
         report(ctx, "R-085", "no %s was received since the control type was selected again; the previous "
                    "activation's description is used" % kind.sd, severity="warning")
@@ -547,14 +583,14 @@ def check_instruction(ctx, kind):
         return
 
     abnormal = obj.get("abnormal_condition") is True
-    if mode.get("abnormal_condition_only") is True and not abnormal:
+    if mode.abnormal and not abnormal:
         report(ctx, "R-087", "operation mode %s is abnormal_condition_only but abnormal_condition is false"
                    % mode_id, path=kind.instr_mode)
 
     inst = ctx.instruction
     lst = st.instrs.setdefault(skey, [])
     if skey not in st.status and skey not in st.r083:
-        st.r083.add(skey)
+        st.reported_r083(skey)
         report(ctx, "R-083", "instruction for %s before any %s was received" % (scope.label(), kind.status))
     _transitions(ctx, st, scope, skey, mkey, mode_id, t, abnormal, lst)
     if kind.instr_hook is not None:
@@ -586,24 +622,24 @@ def _transitions(ctx, st, scope, skey, mkey, mode_id, t, abnormal, lst):
         report(ctx, "R-088", "no transition leads from %s (expected active at %s) to %s in %s"
                    % (source_id, format_time(t), mode_id, scope.label()), path=ctx_mode_path(ctx))
         return
-    usable = trans if abnormal else [tr for tr in trans if tr.get("abnormal_condition_only") is not True]
+    usable = trans if abnormal else [tr for tr in trans if not tr.abnormal]
     if not usable:
         report(ctx, "R-089", "every transition from %s to %s (%s) is abnormal_condition_only but abnormal_condition "
-                   "is false%s" % (source_id, mode_id, ", ".join(str(tr.get("id")) for tr in trans),
+                   "is false%s" % (source_id, mode_id, ", ".join(str(tr.id) for tr in trans),
                                    "" if certain else " (source mode uncertain: a status or instruction is in flight)"),
                    severity="error" if certain else "warning", path=ctx_mode_path(ctx))
         return
     blockers = []
     for tr in usable:
         running = None
-        for tid in tr.get("blocking_timers") or ():
+        for tid in tr.blocking_timers:
             known = st.timers.get((skey, id_key(tid)))
             if known is not None and known[0] > t:
                 running = (tid, known[0])
                 break
         if running is None:
             return
-        blockers.append("%s blocked by timer %s until %s" % (tr.get("id"), running[0], format_time(running[1])))
+        blockers.append("%s blocked by timer %s until %s" % (tr.id, running[0], format_time(running[1])))
     report(ctx, "R-090", "at %s every usable transition from %s to %s is blocked: %s"
                % (format_time(t), source_id, mode_id, "; ".join(blockers)), path="execution_time")
 
@@ -625,21 +661,19 @@ def summarise(kind, activation):
     for scope in desc.scopes.values():
         status = st.status.get(scope.key)
         entry = {
-            "operation_modes": [m.get(kind.mode_id) for m in scope.modes.values()],
-            "abnormal_only_modes": [m.get(kind.mode_id) for m in scope.modes.values()
-                                    if m.get("abnormal_condition_only") is True],
+            "operation_modes": [m.id for m in scope.modes.values()],
+            "abnormal_only_modes": [m.id for m in scope.modes.values() if m.abnormal],
             "transitions": sum(len(v) for v in scope.trans.values()),
             "timers": [{"id": tid, "duration_ms": d,
                         "finished_at": format_time(st.timers.get((scope.key, id_key(tid)), (None,))[0])}
-                       for tid, d in ((t.get("id"), t.get("duration")) for t in scope.obj.get("timers") or ()
-                                      if type(t) is dict)],
+                       for tid, d in scope.timer_list],
             "active_operation_mode": status.active_id if status else None,
             "operation_mode_factor": status.factor if status else None,
         }
         if scope.id is not None:
             entry["id"] = scope.id
         scopes.append(entry)
-    out = {"control_type": kind.prefix, "message_id": desc.rec.mid, "valid_from": desc.rec.obj.get("valid_from"),
+    out = {"control_type": kind.prefix, "message_id": desc.rec.mid, "valid_from": desc.vf_text,
            "revoked": desc.dead(), "descriptions_in_activation": len(st.descs)}
     if kind.actuators:
         out["actuators"] = scopes

@@ -46,11 +46,11 @@ def _reuse(ctx, object_type, what):
     """R-110 for a constraints id: compare with the earlier object of that id (any activation)."""
     obj = ctx.obj
     earlier = ctx.revocable(object_type, obj.get("id"))
-    if earlier is None or earlier.rec is ctx.msg or earlier.rec.obj is None:
+    if earlier is None or earlier.rec is ctx.msg or earlier.obj is None:
         return
     if ctx.msg.retx_of is earlier.rec:
         return              # X-6 retransmission
-    if same_content(earlier.rec.obj, obj):
+    if same_content(earlier.obj, obj):
         if ctx.chk.retx_candidate(earlier.rec, ctx.now):
             return
         report(ctx, "R-110", "%s id %s re-sent with identical content (first sent as message %s)"

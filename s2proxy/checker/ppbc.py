@@ -46,8 +46,8 @@ def pstate(activation):
 def definition(ctx):
     obj = ctx.obj
     earlier = ctx.revocable("PPBC.PowerProfileDefinition", obj.get("id"))
-    if earlier is not None and earlier.rec.obj is not None and ctx.msg.retx_of is not earlier.rec:
-        if same_content(earlier.rec.obj, obj):
+    if earlier is not None and earlier.obj is not None and ctx.msg.retx_of is not earlier.rec:
+        if same_content(earlier.obj, obj):
             if not ctx.chk.retx_candidate(earlier.rec, ctx.now):
                 report(ctx, "R-123", "PowerProfileDefinition id %s re-sent with identical content (first sent as "
                            "message %s)" % (obj.get("id"), earlier.rec.mid), severity="warning", path="id")

@@ -7,18 +7,48 @@ Revocable    one object that RevokeObject may name (§5.1.3)
 SwitchWindow the window of the latest SelectControlType (X-5)
 """
 
-from .ids import id_key
+from collections import OrderedDict
+
+from .ids import id_key, same
 
 FINAL_STATUSES = frozenset({"SUCCEEDED", "REVOKED", "REJECTED", "ABORTED"})
 ENDED_STATUSES = frozenset({"REVOKED", "REJECTED", "ABORTED"})     # not live any more (§5.2.3)
+SMALL = 1024        # a bounded FIFO dict becomes an OrderedDict above this size (see fifo_add)
+
+
+def fifo_add(owner, name, d, key, value, limit):
+    """d[key] = value in the insertion-ordered dict owner.<name>, dropping the oldest entries above
+    `limit`.  Small dicts are plain dicts (less memory per entry); above SMALL entries the dict is
+    replaced by an OrderedDict, whose oldest-first pops stay O(1) however many were popped."""
+    d[key] = value
+    n = len(d)
+    if n > SMALL and type(d) is dict:
+        d = OrderedDict(d)
+        if type(owner) is dict:
+            owner[name] = d
+        else:
+            setattr(owner, name, d)
+    while n > limit:
+        if type(d) is dict:
+            del d[next(iter(d))]
+        else:
+            d.popitem(last=False)
+        n -= 1
+    return d
 
 
 class Record:
-    """A message as the checker saw it.  rs_status is None while its ReceptionStatus is pending."""
+    """A message as the checker saw it.  rs_status is None while its ReceptionStatus is pending.
+
+    `obj` (the parsed message) is dropped once the message is answered (or R-038 gave up on its
+    status): rules keep what they need when the message arrives.  A message that a later one may
+    still retransmit (answered non-OK or late, X-6) keeps a content digest in `digest` instead.
+    """
 
     __slots__ = ("seq", "sender", "mtype", "mid", "key", "obj", "ref", "t", "fwd",
-                 "rs_status", "rs_time", "late_reported", "valid", "schema_valid", "unreadable",
-                 "ref_error", "on_ok", "on_reject", "retx_of", "superseded", "answerable", "dl")
+                 "rs_status", "rs_time", "late_reported", "schema_valid", "unreadable",
+                 "ref_error", "on_ok", "on_reject", "retx_of", "superseded", "answerable", "dl",
+                 "digest")
 
     def __init__(self, seq, sender, mtype, mid, key, obj, ref, t, fwd):
         self.seq = seq
@@ -26,14 +56,13 @@ class Record:
         self.mtype = mtype          # str or None
         self.mid = mid              # message_id as sent, or None
         self.key = key              # id_key(mid)
-        self.obj = obj              # parsed message (dict) or None
+        self.obj = obj              # parsed message (dict) or None; None once answered
         self.ref = ref              # what the caller gave to feed()
         self.t = t                  # arrival at the proxy
         self.fwd = fwd              # forwarded to the other side (deadlines start here, X-2) or None
         self.rs_status = None       # status of the ReceptionStatus answering it
         self.rs_time = None
         self.late_reported = False  # R-039 emitted
-        self.valid = True           # no error-severity format finding
         self.schema_valid = True
         self.unreadable = False     # R-043 definition
         self.ref_error = False      # an unresolvable-reference error was reported for it (R-045)
@@ -43,6 +72,7 @@ class Record:
         self.superseded = False     # a retransmission with the same message_id replaced this entry
         self.answerable = True      # False for a (schema-invalid) ReceptionStatus: never answered
         self.dl = None              # its pending ReceptionStatus deadline (cancelled when answered)
+        self.digest = None          # catalog.content_digest of obj, kept when obj is dropped (X-6)
 
     @property
     def acknowledged(self):
@@ -91,15 +121,15 @@ class Instruction:
                  "statuses", "last_status", "last_timestamp", "revoked_by", "info", "count")
 
     def __init__(self, rec, activation_no, execution_time, target):
-        obj = rec.obj
-        self.id = obj.get("id")
-        self.key = id_key(self.id)
+        raw = rec.obj.get("id")
+        self.key = id_key(raw)
+        self.id = same(raw, self.key)
         self.mtype = rec.mtype
         self.rec = rec
         self.activation_no = activation_no
         self.execution_time = execution_time   # epoch seconds or None
         self.target = target                   # R-062 target tuple or None
-        self.statuses = []                     # [(status, timestamp text, arrival)] (bounded)
+        self.statuses = []                     # [status] reported, oldest first (bounded)
         self.last_status = None
         self.last_timestamp = None             # epoch seconds of the latest update's timestamp
         self.revoked_by = None                 # RevokeObject Record

@@ -54,7 +54,7 @@ def summarize(chk):
             "id": instr.id, "type": instr.mtype, "status": instr.last_status,
             "execution_time": format_time(instr.execution_time), "live": instr.live,
             "revoked": instr.revoked_by is not None, "activation": instr.activation_no,
-            "history": [s for s, _, _ in instr.statuses]})
+            "history": list(instr.statuses)})
         if len(out["instructions"]) >= _MAX_LIST:
             break
     for rec in chk.open.values():
