@@ -161,7 +161,12 @@ function updateStatus() {
   const messages = s.rows.filter((r) => r.isMessage).length;
   const parts = [`${plural(messages, "message")}`, `${s.visible.length} shown`];
   if (app.loading) parts.push("loading history…");
-  if (app.paused) parts.push(`paused: ${app.held.length} new waiting`);
+  if (app.paused) {
+    // Late findings attach to rows already shown; only new rows count as waiting.
+    const rows = app.held.filter((e) => e.event !== "finding").length;
+    const late = app.held.length - rows;
+    parts.push(`paused: ${rows} new waiting` + (late ? ` (+${late} late findings)` : ""));
+  }
   $("#timeline-status").textContent = parts.join(" · ");
 }
 const updateStatusSoon = throttle(updateStatus, 150);
