@@ -187,13 +187,38 @@ def _finding_out(f):
             "message_id": f.get("message_id")}
 
 
+def _no_constant(name):
+    raise ValueError("%s is not JSON" % name)
+
+
+_STRICT = json.JSONDecoder(parse_constant=_no_constant)
+MAX_SHOWN_DEPTH = 64
+
+
 def _parse_raw(raw):
+    """The parsed message for display (``s2_msg``), or None when it is not (strict) JSON or nests
+    deeper than any S2 message does (so that answering with it can never fail)."""
     if raw is None:
         return None
     try:
-        return json.loads(raw)
-    except ValueError:
+        value = _STRICT.decode(raw)
+    except (ValueError, RecursionError):
         return None
+    return value if _shallow(value) else None
+
+
+def _shallow(value):
+    """True when ``value`` nests at most MAX_SHOWN_DEPTH containers deep."""
+    stack = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_SHOWN_DEPTH:
+            return False
+        if type(node) is dict:
+            stack.extend((v, depth + 1) for v in node.values() if type(v) in (dict, list))
+        elif type(node) is list:
+            stack.extend((v, depth + 1) for v in node if type(v) in (dict, list))
+    return True
 
 
 def make_record(id, seq, session_id, rm_id, cem_id, time_, kind, origin, s2_msg_type, message_id,
@@ -238,8 +263,8 @@ def event_record(event):
     obj = None
     if "raw" in event:
         obj = event.get("obj")
-        if obj is None:
-            # Analysed in the worker process: the parsed message stays there; parse it here.
+        if obj is None or not _shallow(obj):
+            # Analysed in the worker process (the parsed message stays there), or too deep to show.
             obj = _parse_raw(event["raw"])
     return make_record(None, event["seq"], event.get("session_id"), event.get("rm_id"),
                        event.get("cem_id"), event["time"], kind, event.get("origin"),
@@ -436,9 +461,30 @@ class Store(service.Service):
                 time.sleep(delay)
                 delay = min(delay * 2, 5.0)
             except Exception:
-                _log.failure("a history batch of {n} records could not be written (a bug); it is lost",
+                # One bad record must not cost the batch: write them one by one, a record that
+                # still fails with its text fields made storable, and log what cannot be written.
+                _log.failure("a history batch of {n} records failed; writing it record by record",
                              n=len(batch))
+                self._write_each(conn, batch)
                 return
+
+    def _write_each(self, conn, batch):
+        for event in batch:
+            for attempt in (event, _storable(event)):
+                try:
+                    conn.execute("BEGIN IMMEDIATE")
+                    try:
+                        self._apply(conn, [attempt])
+                    except BaseException:
+                        conn.execute("ROLLBACK")
+                        raise
+                    conn.execute("COMMIT")
+                    break
+                except Exception:
+                    continue
+            else:
+                _log.error("history record {seq} ({kind}) could not be written and is lost",
+                           seq=event.get("seq"), kind=event.get("event"))
 
     def _apply(self, conn, batch):
         rows = []
@@ -597,6 +643,21 @@ def db_bytes(conn):
     pages = conn.execute("PRAGMA page_count").fetchone()[0]
     free = conn.execute("PRAGMA freelist_count").fetchone()[0]
     return (pages - free) * page_size
+
+
+def _storable(value):
+    """A copy of ``value`` whose strings all encode as UTF-8 (lone surrogates backslash-escaped)."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+            return value
+        except UnicodeEncodeError:
+            return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, dict):
+        return {_storable(k): _storable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_storable(v) for v in value]
+    return value
 
 
 # -- queries (reader threads) ----------------------------------------------------------------

@@ -52,6 +52,16 @@ def _clip(text, limit=40):
 _DECODER = json.JSONDecoder(parse_constant=_reject_constant)
 
 
+def _text(value):
+    """``value`` as text every sink can store: a lone surrogate (legal as a JSON escape, not
+    encodable as UTF-8) becomes its backslash escape."""
+    try:
+        value.encode("utf-8")
+        return value
+    except UnicodeEncodeError:
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def json_path(loc):
     """``["values", 0, "value"]`` -> ``$.values[0].value`` (bracketed JSON strings for odd keys)."""
     parts = ["$"]
@@ -168,7 +178,7 @@ class Validator:
 
         message_id = obj.get("message_id")
         if isinstance(message_id, str):
-            a.message_id = message_id
+            a.message_id = _text(message_id)
         message_type = obj.get("message_type")
         if message_type is None and "message_type" not in obj:
             findings.append(_finding("R-003", "error", [], "message_type is missing"))
@@ -177,7 +187,7 @@ class Validator:
             findings.append(_finding("R-003", "error", ["message_type"], "message_type is {}, not a "
                                      "string".format(_describe(message_type))))
             return self._done(a, findings)
-        a.message_type = message_type
+        a.message_type = _text(message_type)
         validate = self._validators.get(message_type)
         if validate is None:
             findings.append(_finding("R-003", "error", ["message_type"], "unknown message_type {} (not one "
