@@ -30,9 +30,16 @@ _CEM_ONLY = frozenset({"HandshakeResponse", "SelectControlType"}) | INSTRUCTION_
 _BOTH = frozenset({"Handshake", "ReceptionStatus", "RevokeObject", "SessionRequest"})
 HANDSHAKES = frozenset({"Handshake", "HandshakeResponse"})
 SUPPORTED_VERSION = "0.0.2-beta"
+# The ResourceManagerDetails fields a session keeps (rules R-025 - R-028, R-053, R-063 - R-071 and
+# the summary read them).
+RMD_KEYS = ("resource_id", "name", "manufacturer", "model", "serial_number", "firmware_version",
+            "roles", "available_control_types", "provides_forecast",
+            "provides_power_measurement_types", "currency", "instruction_processing_delay")
 # Strings that every session keeps many copies of (the parser makes a fresh string per message):
 # message types and ReceptionStatus values map to one shared object each.
 INTERN = {s: s for s in MESSAGE_TYPES}
+INTERN.update((s, s) for s in CT_OF_PREFIX.values())
+INTERN.update((s, s) for s in ("NOT_CONTROLABLE", SUPPORTED_VERSION))
 INTERN.update((s, s) for s in ("OK", "INVALID_DATA", "INVALID_MESSAGE", "INVALID_CONTENT",
                                "TEMPORARY_ERROR", "PERMANENT_ERROR", "RM", "CEM"))
 

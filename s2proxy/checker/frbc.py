@@ -11,7 +11,9 @@ from .plugin import on, summary_hook
 from .values import nesting_findings, zero_durations, report
 
 FRBC = opmodes.Kind("FRBC", mode_id="id", instr_mode="operation_mode", actuators=True,
-                    commodities="supported_commodities", keep=("storage",))
+                    commodities="supported_commodities",
+                    keep=(("storage", ("fill_level_range", "fill_level_label", "provides_leakage_behaviour",
+                                       "provides_fill_level_target_profile", "provides_usage_forecast")),))
 
 # CommodityQuantity -> Commodity (s2-python's map, §1.5); HYDROGEN.FLOW_RATE maps to none.
 COMMODITY_OF = {

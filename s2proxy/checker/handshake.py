@@ -1,6 +1,6 @@
 """Handshake and version negotiation: rules R-010 - R-022 of S2-PROTOCOL.md §6.2 and §3.2."""
 
-from .catalog import SUPPORTED_VERSION
+from .catalog import INTERN, SUPPORTED_VERSION
 from .ids import compact, format_time
 
 
@@ -95,6 +95,7 @@ def handshake_response(ctx):
 def _accept(ctx):
     chk, rec = ctx.chk, ctx.msg
     sel = rec.obj.get("selected_protocol_version")
+    sel = INTERN.get(sel, sel) if type(sel) is str else sel
     chk.hsr = rec
     chk.hs_done = True
     chk.version = sel

@@ -3,10 +3,11 @@
 `id_key` gives the comparison key of an id: UUID-shaped ids in lower case, any other string as is.
 Findings always quote the id as it was sent; only look-ups use the key.
 
-Memory: a session refers to the same few ids from many messages, and the JSON parser makes a fresh
-string for every occurrence.  Keys are interned (one object per distinct id), and `same(raw, key)`
-gives the id as sent as that same object when it only differs by identity; `compact()` does the
-same for the small JSON fragments a session keeps (ResourceManagerDetails, storage fields).
+Memory: a session refers to the same few actuator, mode and timer ids from many messages, and the
+JSON parser makes a fresh string for every occurrence.  `shared_key` interns such keys (one object
+per distinct id; an interned string costs a table entry, so message ids, which occur once, are not
+interned), `same(raw, key)` gives the id as sent as the key object when they are equal, and
+`compact()` copies the small JSON fragments a session keeps with shared dict keys and enum values.
 """
 
 import re
@@ -24,11 +25,16 @@ def id_key(value):
         low = value.lower()
         if low != value and len(value) == 36 and _UUID.match(value):
             value = low         # (a string without capitals is its own key: no regex needed)
-        return _intern(value)
     return value
 
 
 _intern = sys.intern
+
+
+def shared_key(value):
+    """id_key(value), interned: for ids that many messages of a session repeat."""
+    k = id_key(value)
+    return _intern(k) if type(k) is str else k
 
 
 def same(raw, key):
@@ -42,10 +48,10 @@ def intern_id(raw):
 
 
 def compact(value):
-    """A copy of a small JSON value with every string interned (dict keys included)."""
+    """A copy of a small JSON value with its dict keys and enum-like (upper-case) strings interned."""
     t = type(value)
     if t is str:
-        return _intern(value)
+        return _intern(value) if value.isupper() else value
     if t is dict:
         return {_intern(k) if type(k) is str else k: compact(v) for k, v in value.items()}
     if t is list:

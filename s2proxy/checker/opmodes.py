@@ -19,7 +19,7 @@ keys (X-1); OMBC has a single scope with key None.
 from collections import namedtuple
 from types import MappingProxyType
 
-from .ids import compact, format_time, id_key, intern_id, parse_time, same
+from .ids import compact, format_time, id_key, intern_id, parse_time, same, shared_key
 from .plugin import on
 from .values import check_currency, cost_paths, duplicates, report
 
@@ -60,7 +60,7 @@ class Scope:
     __slots__ = ("id", "key", "path", "modes", "trans", "timers", "timer_list")
 
     def __init__(self, sid, path):
-        self.key = id_key(sid)
+        self.key = shared_key(sid)
         self.id = same(sid, self.key)     # actuator id as sent (None for OMBC)
         self.path = path          # JSON path prefix for findings ("actuators[0]" or "")
         self.modes = {}           # mode key -> Mode
@@ -158,7 +158,7 @@ def _index_scope(ctx, kind, sid, path, modes, transitions, timers, costs, fills)
         if type(mode) is not dict:
             continue
         mid = mode.get(mid_field)
-        k = id_key(mid)
+        k = shared_key(mid)
         dup = k in scope.modes
         if dup:
             report(ctx, "R-072", "operation mode id %s appears twice in %s (operation_modes[%d])"
@@ -187,8 +187,8 @@ def _index_scope(ctx, kind, sid, path, modes, transitions, timers, costs, fills)
     for i, timer in enumerate(timers if type(timers) is list else ()):
         if type(timer) is not dict:
             continue
-        timer_list.append((intern_id(timer.get("id")), timer.get("duration")))
-        k = id_key(timer.get("id"))
+        k = shared_key(timer.get("id"))
+        timer_list.append((same(timer.get("id"), k), timer.get("duration")))
         if k in scope.timers:
             report(ctx, "R-073", "timer id %s appears twice in %s (timers[%d])"
                        % (timer.get("id"), scope.label() if sid is not None else "the description", i),
@@ -221,7 +221,7 @@ def _index_scope(ctx, kind, sid, path, modes, transitions, timers, costs, fills)
                                % (tr.get("id"), field, tid,
                                   scope.label() if sid is not None else "the description"),
                                path="%s.%s[%d]" % (tpath, field, j))
-        t = Trans(intern_id(tr.get("id")), tr.get("abnormal_condition_only") is True,
+        t = Trans(tr.get("id"), tr.get("abnormal_condition_only") is True,
                   tuple(map(intern_id, tr.get("start_timers") or ())),
                   tuple(map(intern_id, tr.get("blocking_timers") or ())))
         old = scope.trans.get((fk, tk))
@@ -252,12 +252,27 @@ def _running_costs(ctx, costs, path):
                    "expresses uncertainty)" % (path, se[0], se[1]), path=path + ".running_costs")
 
 
+def _kept(obj, keep):
+    """The Kind.keep fields of a description: "name", or ("name", subfields) for a dict field."""
+    out = {}
+    for k in keep:
+        sub = None
+        if type(k) is tuple:
+            k, sub = k
+        if k not in obj:
+            continue
+        v = obj[k]
+        if sub is not None and type(v) is dict:
+            v = {s: v[s] for s in sub if s in v}
+        out[k] = compact(v)
+    return out or _NO_FIELDS
+
+
 def index_description(ctx, kind):
     """Build the Desc of the current SystemDescription, reporting R-069, R-072 – R-078."""
     obj = ctx.obj
     vf = obj.get("valid_from")
-    desc = Desc(ctx.msg, parse_time(vf), vf,
-                {k: compact(obj[k]) for k in kind.keep if k in obj} or _NO_FIELDS)
+    desc = Desc(ctx.msg, parse_time(vf), vf, _kept(obj, kind.keep))
     costs = []
     fills = {}
     if kind.actuators:
@@ -396,10 +411,10 @@ def register(kind):
         raw = obj.get("actuator_id") if kind.actuators else None
         skey = keys.get(raw)
         if skey is None and raw is not None:
-            skey = keys[raw] = id_key(raw)
+            skey = keys[raw] = shared_key(raw)
         akey = keys.get(active_id)
         if akey is None:
-            akey = keys[active_id] = id_key(active_id)
+            akey = keys[active_id] = shared_key(active_id)
         if len(keys) > 4096:
             keys.clear()
         named = st.status.get(skey)

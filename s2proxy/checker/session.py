@@ -5,8 +5,8 @@ control type, the termination) and register the undo for a non-OK ReceptionStatu
 """
 
 from . import plugin
-from .catalog import PREFIX_OF_CT
-from .ids import format_time, id_key
+from .catalog import INTERN, PREFIX_OF_CT, RMD_KEYS
+from .ids import compact, format_time, id_key
 from .state import Activation, SwitchWindow
 
 
@@ -67,7 +67,8 @@ def resource_manager_details(ctx):
             chk.emit("R-028", "repeated ResourceManagerDetails no longer lists the active control "
                      "type %s" % ct, None, rec, "$.available_control_types")
     old = (chk.rmd, chk.rmd_rec)
-    chk.rmd, chk.rmd_rec = o, rec
+    # Kept for the session: the fields rules and the summary read, in compact form.
+    chk.rmd, chk.rmd_rec = {k: compact(o[k]) for k in RMD_KEYS if k in o}, rec
 
     def undo():
         if chk.rmd_rec is rec:
@@ -159,7 +160,7 @@ def switch(ctx, ct):
     """§3.5: a fresh activation for `ct` and the switch window for the previous type (X-5)."""
     chk, rec = ctx.chk, ctx.msg
     old_act, old_win = chk.activation, chk.window
-    new_ct = None if ct == "NO_SELECTION" else ct
+    new_ct = None if ct == "NO_SELECTION" else INTERN.get(ct, ct)
     prefix = PREFIX_OF_CT.get(new_ct)
     previous = None
     if prefix and old_act.ct == new_ct:

@@ -4,9 +4,7 @@ from . import plugin
 from .ids import format_time
 
 _MAX_LIST = 100
-_RMD_KEYS = ("resource_id", "name", "manufacturer", "model", "serial_number", "firmware_version",
-             "roles", "available_control_types", "provides_forecast",
-             "provides_power_measurement_types", "currency", "instruction_processing_delay")
+from .catalog import RMD_KEYS as _RMD_KEYS
 
 
 def summarize(chk):
