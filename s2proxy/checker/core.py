@@ -19,12 +19,15 @@ time; the findings of those deadlines are returned by the next tick().
 
 Memory stays bounded over a long session:
 - message ids: per side at most cfg.max_ids (oldest dropped first); a message answered OK in
-  time is kept only as a small tuple.  R-007 cannot see a reuse older than that window, and a
+  time is kept only as a small tuple.  A Record drops its parsed message once answered (a
+  message that may still be retransmitted keeps a content digest), so what stays referenced
+  (handshakes, details, selection, descriptions, statuses, instructions) is small.  R-007 cannot see a reuse older than that window, and a
   status naming a dropped id is reported as R-040 (a window of 20000 messages).
 - the ledger holds only unanswered messages; an entry leaves it when answered, when R-038 fires,
   or when a retransmission replaces it.
 - the deadline heap holds at most the deadlines of the last T_rs_max seconds (and T_meas for
-  the measurement gap); cancelled entries are discarded when they come due.
+  the measurement gap); a cancelled entry lets go of its message at once and is discarded when
+  it comes due or when cancelled entries are half of the heap (it is rebuilt then).
 - instructions: at most cfg.max_instructions (oldest dropped first), each with at most
   cfg.max_history status updates; revocable objects: at most cfg.max_objects.
 - unreadable frames waiting for a nil-subject status and retransmission candidates: a few

@@ -42,11 +42,6 @@ def same(raw, key):
     return key if raw == key and type(raw) is str else raw
 
 
-def intern_id(raw):
-    """An id as sent, interned (for ids a session keeps)."""
-    return _intern(raw) if type(raw) is str else raw
-
-
 def compact(value):
     """A copy of a small JSON value with its dict keys and enum-like (upper-case) strings interned."""
     t = type(value)

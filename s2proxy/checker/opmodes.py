@@ -19,7 +19,7 @@ keys (X-1); OMBC has a single scope with key None.
 from collections import namedtuple
 from types import MappingProxyType
 
-from .ids import compact, format_time, id_key, intern_id, parse_time, same, shared_key
+from .ids import compact, format_time, id_key, parse_time, same, shared_key
 from .plugin import on
 from .values import check_currency, cost_paths, duplicates, report
 
@@ -31,6 +31,7 @@ _NO_FIELDS = MappingProxyType({})
 Mode = namedtuple("Mode", "id abnormal fill")
 # What a status or instruction needs of a transition: ids as sent.
 Trans = namedtuple("Trans", "id abnormal start_timers blocking_timers")
+_new = tuple.__new__        # Mode/Trans without the keyword-handling constructor (descriptions are hot)
 
 
 class Kind:
@@ -142,9 +143,15 @@ def _num(v):
     return type(v) in (int, float)
 
 
+_NUMBER = (int, float)
+
+
 def _rng(r):
-    if type(r) is dict and _num(r.get("start_of_range")) and _num(r.get("end_of_range")):
-        return r["start_of_range"], r["end_of_range"]
+    # Inlined type checks: a 50-mode description reads some 200 ranges.
+    if type(r) is dict:
+        s, e = r.get("start_of_range"), r.get("end_of_range")
+        if type(s) in _NUMBER and type(e) in _NUMBER:
+            return s, e
     return None
 
 
@@ -182,7 +189,7 @@ def _index_scope(ctx, kind, sid, path, modes, transitions, timers, costs, fills)
             fill = tuple(fill)
             fill = fills.setdefault(fill, fill)     # modes often share their ranges
         if not dup:
-            scope.modes[k] = Mode(same(mid, k), mode.get("abnormal_condition_only") is True, fill)
+            scope.modes[k] = _new(Mode, (same(mid, k), mode.get("abnormal_condition_only") is True, fill))
     timer_list = []
     for i, timer in enumerate(timers if type(timers) is list else ()):
         if type(timer) is not dict:
@@ -221,9 +228,8 @@ def _index_scope(ctx, kind, sid, path, modes, transitions, timers, costs, fills)
                                % (tr.get("id"), field, tid,
                                   scope.label() if sid is not None else "the description"),
                                path="%s.%s[%d]" % (tpath, field, j))
-        t = Trans(tr.get("id"), tr.get("abnormal_condition_only") is True,
-                  tuple(map(intern_id, tr.get("start_timers") or ())),
-                  tuple(map(intern_id, tr.get("blocking_timers") or ())))
+        t = _new(Trans, (tr.get("id"), tr.get("abnormal_condition_only") is True,
+                         tuple(tr.get("start_timers") or ()), tuple(tr.get("blocking_timers") or ())))
         old = scope.trans.get((fk, tk))
         scope.trans[(fk, tk)] = (t,) if old is None else old + (t,)
     costs.extend(cost_paths(modes, transitions, path or "$", kind.elements))
