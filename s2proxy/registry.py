@@ -43,8 +43,9 @@ class Conversation:
         self.session_id = str(uuid.uuid4())
         self.started = now
         self.sides = {RM: None, CEM: None}
-        # Messages waiting for an absent peer, keyed by the *destination* role.
-        self.kept = {RM: deque(), CEM: deque()}
+        # Messages waiting for an absent peer, keyed by the *destination* role: () while none
+        # (an empty deque costs 600 bytes, and most conversations never keep anything).
+        self.kept = {RM: (), CEM: ()}
         self.kept_size = {RM: 0, CEM: 0}
         # The analyser's key for this conversation's current S2 session (see attach()).
         self.token = None
@@ -256,6 +257,7 @@ class Registry:
                 self._emit_referring(event, make_event(
                     "discarded", conv, origin=PEER_ROLE[dest_role], ref_seq=seq,
                     reason=discard_reason % dest_role))
+            conv.kept[dest_role] = ()
             conv.kept_size[dest_role] = 0
         self.conversations.pop((conv.rm_id, conv.cem_id), None)
         self._by_session.pop(conv.session_id, None)
@@ -369,7 +371,10 @@ class Registry:
         event = self._message_event(kind, conv, origin, payload, binary, latency, reason)
         if kind == "kept":
             # Checked when delivered: the checker's deadlines start when the peer gets it.
-            conv.kept[dest_role].append((payload, binary, event["seq"], event))
+            queue = conv.kept[dest_role]
+            if not queue:
+                queue = conv.kept[dest_role] = deque()
+            queue.append((payload, binary, event["seq"], event))
             conv.kept_size[dest_role] += len(payload)
         # A refused message never reached the peer: format findings only.
         self._analyse(conv, event, payload, binary, feed=kind == "forwarded")
@@ -470,6 +475,7 @@ class Registry:
                     self._complete(entry, self._late_finding_events(conv, findings or ()))
                 self.analyzer.submit(("deliver", conv.token, origin, payload, binary, self.now(),
                                       ref_seq), checked)
+        conv.kept[dest_role] = ()
         conv.kept_size[dest_role] = 0
 
     def _emit_referring(self, ref_event, event):
