@@ -1,6 +1,7 @@
 """Helpers for tests that run the daemon's service on loopback and talk to it as devices do."""
 
 import json
+import socket
 
 from autobahn.twisted.websocket import WebSocketClientFactory, WebSocketClientProtocol, connectWS
 from twisted.internet import defer, reactor, task
@@ -143,3 +144,12 @@ def eventually(predicate, timeout=10.0, step=0.02):
             raise AssertionError("condition not reached within %.1f s" % timeout)
         yield task.deferLater(reactor, step, lambda: None)
         waited += step
+
+
+def free_port():
+    """A port on 127.0.0.1 with nothing listening (it was just closed), for a child process."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port

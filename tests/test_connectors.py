@@ -15,7 +15,7 @@ from twisted.internet.task import Clock
 from twisted.trial import unittest
 
 from s2proxy.connectors import ConnectorError, parse_connect_spec
-from tests.common import connect_device, device_url, eventually, start_proxy
+from tests.common import connect_device, device_url, eventually, free_port, start_proxy
 
 HELLO_RM = json.dumps({"message_type": "Handshake", "message_id": "m-1", "role": "RM",
                        "supported_protocol_versions": ["0.0.2-beta"]})
@@ -116,14 +116,6 @@ class Peer:
         yield eventually(lambda: not self.factory.connections)
 
 
-def free_port():
-    """A port on 127.0.0.1 with nothing listening (it was just closed)."""
-    import socket
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def started_proxy(testcase, **settings):

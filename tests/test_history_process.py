@@ -11,7 +11,7 @@ import time
 from twisted.internet import defer, threads
 from twisted.trial import unittest
 
-from tests.common import connect_device, eventually, start_proxy
+from tests.common import connect_device, eventually, free_port, start_proxy
 from tests.test_api import get_json, http
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -20,12 +20,6 @@ STOPPED = (0, -signal.SIGTERM)
 FIXTURES = os.path.join(ROOT, "tests", "fixtures", "transcripts", "types")
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 class Daemon:

@@ -13,6 +13,7 @@ from twisted.python import usage
 from twisted.trial import unittest
 
 from s2proxy import tap
+from tests.common import free_port  # noqa: F401 (imported from here by other tests)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -31,12 +32,6 @@ def child_env(**extra):
     return env
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def wait_for_port(port, process, timeout=30.0):
