@@ -4,17 +4,14 @@ PowerConstraints and EnergyConstraints are kept in `activation.store["pebc"]` wi
 ranges grouped by (commodity_quantity, limit_type) when they arrive, so that an instruction is
 judged with a few look-ups per envelope element.  One-shot ids are unique per session (R-110):
 constraints are found through the framework's revocable objects (which outlive the activation),
-envelope ids in a small per-session set kept here.
+envelope ids in the checker's per-session plugin store.
 """
-
-import weakref
 
 from .catalog import same_content
 from .ids import format_time, id_key
 from .plugin import on, on_activate, summary_hook
 from .values import duplicates, zero_durations, report
 
-_ENVELOPES = weakref.WeakKeyDictionary()      # checker -> {envelope id key: (instruction id, envelope)}
 _ENVELOPE_MAX = 5000
 
 
@@ -158,7 +155,7 @@ def energy_constraint(ctx):
 def _envelope_ids(ctx, envelopes):
     """R-110 for envelope ids: unique in the session (and within the instruction)."""
     try:
-        seen = _ENVELOPES.setdefault(ctx.chk, {})
+        seen = ctx.chk.plugin_store("pebc.envelopes", dict)  # envelope id key -> (instruction id, envelope)
     except TypeError:
         seen = {}
     iid = ctx.obj.get("id")
