@@ -28,6 +28,12 @@ class Metrics:
         self.sessions_started = Counter("s2proxy_sessions_started", "Sessions started", registry=r)
         self.connections_opened = Counter("s2proxy_connections_opened", "Device connections opened",
                                           ["role"], registry=r)
+        self.connections_refused = Counter("s2proxy_connections_refused",
+                                           "Device connections refused at the handshake (tokens)",
+                                           ["role", "status"], registry=r)
+        self.connector_changes = Counter("s2proxy_connector_state_changes",
+                                         "Outbound connector state changes, by the state entered",
+                                         ["state"], registry=r)
         self.store_written = Counter("s2proxy_store_written", "History records committed",
                                      registry=r)
         self.feed_dropped = Counter("s2proxy_feed_dropped", "Live feed viewers dropped for being slow",
@@ -75,6 +81,11 @@ class Metrics:
                 self._finding(f)
         elif kind == "opened":
             self.connections_opened.labels(event.get("origin") or "none").inc()
+        elif kind == "connection_refused":
+            self.connections_refused.labels(event.get("origin") or "none",
+                                            str(event.get("status"))).inc()
+        elif kind == "connector":
+            self.connector_changes.labels(str(event.get("state"))).inc()
         elif kind == "session_started":
             self.sessions_started.inc()
 
@@ -167,6 +178,19 @@ class _LiveGauges:
                                 value=store.queued if store is not None else 0)
         yield GaugeMetricFamily("s2proxy_store_paused", "1 while devices are paused for the history",
                                 value=1 if store is not None and store.paused else 0)
+        analyzer = getattr(app, "analyzer", None)
+        yield GaugeMetricFamily("s2proxy_analysis_pending", "Messages waiting for the analysis worker",
+                                value=analyzer.pending if analyzer is not None else 0)
+        connectors = getattr(app, "connectors", None)
+        g = GaugeMetricFamily("s2proxy_connectors", "Outbound connectors by state", labels=["state"])
+        by_state = {}
+        if connectors is not None:
+            for connector in connectors.describe():
+                state = str(connector.get("state"))
+                by_state[state] = by_state.get(state, 0) + 1
+        for state, n in sorted(by_state.items()):
+            g.add_metric([state], n)
+        yield g
         feeds = getattr(app, "feeds", None)
         yield GaugeMetricFamily("s2proxy_feed_viewers", "Live feed viewers",
                                 value=feeds.viewer_count() if feeds is not None else 0)

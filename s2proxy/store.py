@@ -38,10 +38,17 @@ ANALYZER_TYPE = {
     "injected": "MSG_INJECTED",
     "opened": "CONNECTION_OPENED",
     "closed": "CONNECTION_CLOSED",
+    "connection_refused": "CONNECTION_REFUSED",
+    "connector": "CONNECTOR",
 }
 # Events that become a record of their own; "finding" normally updates the record it is about.
 RECORDED = frozenset(MESSAGE_EVENTS | {"opened", "closed", "delivered", "discarded",
-                                       "session_started", "session_ended", "finding"})
+                                       "session_started", "session_ended", "finding",
+                                       # outside any session: a refused device, a connector's state
+                                       "connection_refused", "connector"})
+# Kinds that are one new row and touch no other.
+_PLAIN_INSERTS = frozenset(("forwarded", "kept", "refused", "injected", "opened", "closed",
+                            "connection_refused", "connector"))
 # Kinds whose message the checker saw at once (a kept one: when it was delivered).
 CHECKED_AT_ONCE = frozenset(("forwarded", "injected"))
 
@@ -152,6 +159,12 @@ def _detail(event):
                 "closed_by": event.get("closed_by"), "clean": event.get("clean")}
     if kind == "session_ended":
         return {"undelivered": event.get("undelivered"), "counts": event.get("counts")}
+    if kind == "connection_refused":
+        return {"peer": event.get("peer"), "status": event.get("status"),
+                "direction": event.get("direction")}
+    if kind == "connector":
+        return {key: event.get(key) for key in ("connector_id", "connection_id", "state", "url",
+                                                 "last_error", "next_attempt", "attempts")}
     return None
 
 
@@ -491,7 +504,7 @@ class Store(service.Service):
         execute = conn.execute
         for event in batch:
             kind = event["event"]
-            if kind in ("forwarded", "kept", "refused", "injected", "opened", "closed"):
+            if kind in _PLAIN_INSERTS:
                 rows.append(event_row(event))
                 continue
             # Everything else reads or updates earlier rows: write the pending inserts first.
