@@ -101,7 +101,9 @@ def connect_device(testcase, url, headers=None, protocol=RecordingClient, config
     """
     factory = WebSocketClientFactory(url, headers=headers or {})
     factory.protocol = protocol
-    factory.setProtocolOptions(autoPingInterval=0)
+    # A loaded CI machine may take more than Autobahn's default 1 s to answer a close; the client
+    # would then drop the TCP connection and the proxy would record a close without a code.
+    factory.setProtocolOptions(autoPingInterval=0, closeHandshakeTimeout=10)
     if configure is not None:
         configure(factory)
     factory.opened = defer.Deferred()
