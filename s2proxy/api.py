@@ -15,7 +15,7 @@ from twisted.web import resource, server
 from s2proxy import logs
 from s2proxy.apiguard import Denied
 from s2proxy.registry import NoLiveConnection
-from s2proxy.store import (ANALYZER_TYPE, parse_time, query_history,
+from s2proxy.store import (ANALYZER_TYPE, ProcessStore, parse_time, query_history,
                            query_session, query_sessions, query_transcript)
 
 _log = logs.make_logger("s2proxy.api")
@@ -528,7 +528,11 @@ def wire(app, settings, reactor):
     app.store = None
     if settings["store"]:
         data_dir = settings["data_dir"] or default_data_dir()
-        app.store = Store(os.path.join(data_dir, DB_NAME), reactor, registry=app.registry,
+        writer = settings.get("store_writer")
+        if writer is None:
+            writer = "process" if (os.cpu_count() or 1) > 1 else "thread"
+        store_class = ProcessStore if writer == "process" else Store
+        app.store = store_class(os.path.join(data_dir, DB_NAME), reactor, registry=app.registry,
                           queue_max=settings["store_queue_max"],
                           flush_interval=settings["store_flush_interval"],
                           max_age=settings["history_max_age"], max_bytes=settings["history_max_bytes"])

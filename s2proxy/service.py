@@ -39,7 +39,8 @@ DEFAULTS = {
     "allowed_origins": ["*"],
     "shutdown_timeout": 3.0,
     "analysis_workers": None,        # None: 1 worker process with 2+ cores, else 0 (inline)
-    "analysis_queue_max": 20000,     # analyses waiting for the worker before devices are paused
+    "analysis_queue_max": 20000,
+    "store_writer": None,            # None: a writer process with 2+ cores, else a thread     # analyses waiting for the worker before devices are paused
     # -- issue 4 settings --
     "store": True,                       # False: --no-store
     "data_dir": None,                    # None: $STATE_DIRECTORY or the working directory

@@ -10,6 +10,7 @@ Schema: ``store_schema/vN.sql`` creates a new database at version N; ``upgrade-t
 existing one from N-1 to N (the magic-wormhole mailbox server's scheme). See docs/history.md.
 """
 
+import itertools
 import json
 import os
 import sqlite3
@@ -19,7 +20,7 @@ from collections import deque
 from datetime import datetime, timezone
 
 from twisted.application import service
-from twisted.internet import defer, threads
+from twisted.internet import defer, protocol, threads
 from twisted.python.threadpool import ThreadPool
 
 from s2proxy import logs
@@ -671,6 +672,167 @@ def _storable(value):
     if isinstance(value, (list, tuple)):
         return [_storable(v) for v in value]
     return value
+
+
+# -- the history written by a child process --------------------------------------------------
+
+class _WriterProcess(protocol.ProcessProtocol):
+    def __init__(self, store):
+        self.store = store
+        self.buffer = bytearray()
+        self.ended = defer.Deferred()
+
+    def childDataReceived(self, fd, data):
+        if fd != 1:
+            return
+        from s2proxy.store_writer import ACK
+        buffer = self.buffer
+        buffer += data
+        size = ACK.size
+        while len(buffer) >= size:
+            (count,) = ACK.unpack_from(buffer)
+            del buffer[:size]
+            self.store._acknowledged(count)
+
+    def processEnded(self, reason):
+        self.store._writer_ended(self, reason)
+        self.ended.callback(None)
+
+
+class ProcessStore(Store):
+    """The history, written by a child process instead of a thread.
+
+    The reactor's only work per event stays appending it to the queue; every flush interval the
+    events not yet handed over go to the writer process as one pickled batch. Events leave the
+    queue when the writer acknowledges their commit, so ``queued`` (and with it the backpressure
+    that pauses the devices) counts everything not yet on disk. A writer that dies is restarted
+    and gets the unacknowledged events again. The SQLite work thus never holds the reactor's GIL.
+    """
+
+    def __init__(self, *args, **kw):
+        Store.__init__(self, *args, **kw)
+        self._sent = 0           # events at the head of the queue already handed to the writer
+        self._writer = None
+        self._flush_call = None
+        self._flusher = None
+        self.writer_restarts = 0
+
+    def startService(self):
+        service.Service.startService(self)
+        self.open()
+        # The writer process has its own connection; readers have theirs.
+        self._conn.close()
+        self._conn = None
+        self._stopping = False
+        self._readers = ThreadPool(minthreads=0, maxthreads=2, name="s2proxy-history-reader")
+        self._readers.start()
+        self._thread = True      # "running", for the observer
+        self._wake = _SendSoon(self)
+        self._spawn()
+        from twisted.internet.task import LoopingCall
+        self._flusher = LoopingCall(self._send)
+        self._flusher.clock = self.reactor
+        self._flusher.start(self.flush_interval, now=False)
+
+    def _spawn(self):
+        import sys
+        from s2proxy.analysis import pack
+        env = dict(os.environ)
+        package_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        env["PYTHONPATH"] = package_root + os.pathsep + env.get("PYTHONPATH", "")
+        self._writer = _WriterProcess(self)
+        self.reactor.spawnProcess(self._writer, sys.executable,
+                                  [sys.executable, "-m", "s2proxy.store_writer"],
+                                  env=env, childFDs={0: "w", 1: "r", 2: 2})
+        self._writer.transport.write(pack({
+            "path": self.path, "max_age": self.max_age, "max_bytes": self.max_bytes,
+            "retention_interval": self.retention_interval, "schema_dir": self.schema_dir,
+            "target_version": self.target_version}))
+        self._sent = 0           # (re)send everything not acknowledged
+
+    def _send(self):
+        self._flush_call = None
+        writer = self._writer
+        if writer is None or writer.transport is None:
+            return
+        from s2proxy.analysis import pack
+        queue = self._queue
+        while self._sent < len(queue):
+            batch = list(itertools.islice(queue, self._sent, self._sent + self.batch_size))
+            writer.transport.write(pack(batch))
+            self._sent += len(batch)
+
+    def _acknowledged(self, count):
+        queue = self._queue
+        last = self.last_seq
+        for _ in range(count):
+            event = queue.popleft()
+            seq = event.get("seq")
+            if seq is not None and seq > last:
+                last = seq
+        self.last_seq = last
+        self._sent -= count
+        self.written += count
+        self._after_write()
+
+    def _writer_ended(self, writer, reason):
+        if writer is not self._writer:
+            return
+        self._writer = None
+        if self._stopping:
+            return
+        self.writer_restarts += 1
+        _log.error("the history writer process ended ({reason}); restarting it with the {n} "
+                   "records not yet written", reason=reason.getErrorMessage(), n=len(self._queue))
+        self.reactor.callLater(1.0 if self.writer_restarts > 1 else 0, self._restart)
+
+    def _restart(self):
+        if not self._stopping and self._writer is None:
+            self._spawn()
+            self._send()
+
+    def stopService(self):
+        service.Service.stopService(self)
+        if self.shutdown_trigger is not None:
+            self.reactor.removeSystemEventTrigger(self.shutdown_trigger)
+            self.shutdown_trigger = None
+        if self._thread is None:
+            return None
+        self._queue.append({"event": "_stop", "time": time.time()})
+        self.enqueued += 1
+        self._stopping = True
+        self._thread = None
+        if self._flusher is not None and self._flusher.running:
+            self._flusher.stop()
+        if self._flush_call is not None and self._flush_call.active():
+            self._flush_call.cancel()
+        self._send()
+        writer = self._writer
+        readers, self._readers = self._readers, None
+        if writer is None or writer.transport is None:
+            ended = defer.succeed(None)
+        else:
+            ended = writer.ended
+            writer.transport.closeStdin()    # it writes what it has, then exits
+
+        def stopped(_):
+            readers.stop()
+            if self.paused and self.registry is not None:
+                self.paused = False
+                self.registry.resume_all("store")
+        return ended.addCallback(stopped)
+
+
+class _SendSoon:
+    """Stands in for the writer thread's wake-up event: hand the queue over on the next turn."""
+
+    def __init__(self, store):
+        self.store = store
+
+    def set(self):
+        store = self.store
+        if store._flush_call is None or not store._flush_call.active():
+            store._flush_call = store.reactor.callLater(0, store._send)
 
 
 # -- queries (reader threads) ----------------------------------------------------------------

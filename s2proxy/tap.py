@@ -45,6 +45,12 @@ def _worker_count(value):
     return int(value)
 
 
+def _store_writer(value):
+    if value not in ("thread", "process"):
+        raise usage.UsageError("--store-writer: use thread or process, got %r" % value)
+    return value
+
+
 def endpoint_string(value):
     """A bare port number means all interfaces over TCP, as in s2-analyzer."""
     value = value.strip()
@@ -83,6 +89,7 @@ class Options(usage.Options):
         ["max-kept-messages", None, 1000, "Messages kept per direction while the peer is absent.", _positive_int("max-kept-messages")],
         ["max-kept-bytes", None, 4 * MIB, "Bytes kept per direction while the peer is absent.", _positive_int("max-kept-bytes")],
         ["analysis-workers", None, None, "Where messages are validated and checked: 0 = in the forwarding thread, 1 = in a worker process (default: 1 with 2+ CPU cores, else 0).", _worker_count],
+        ["store-writer", None, None, "Who writes the history: thread (in the daemon) or process (a child process; default with 2+ CPU cores).", _store_writer],
         ["kept-ttl", None, 3600.0, "Seconds kept messages wait for their peer once both sides are gone (then discarded, and recorded).", _seconds("kept-ttl")],
         ["max-message-size", None, MIB, "Largest WebSocket message in bytes, after decompression (larger: close 1009).", _positive_int("max-message-size")],
         ["max-frame-size", None, MIB, "Largest WebSocket frame payload in bytes (larger: close 1009).", _positive_int("max-frame-size")],
@@ -206,6 +213,7 @@ def settings_from_options(config):
         "mirror_close": bool(config["mirror-close"]),
         "kept_ttl": config["kept-ttl"],
         "analysis_workers": config["analysis-workers"],
+        "store_writer": config["store-writer"],
         "max_message_size": config["max-message-size"],
         "max_frame_size": config["max-frame-size"],
         "auto_ping_interval": config["auto-ping-interval"],
