@@ -343,17 +343,23 @@ class Store(service.Service):
         self._thread = threading.Thread(target=self._run, name="s2proxy-history-writer", daemon=True)
         self._thread.start()
 
-    def stopService(self):
+    def _begin_stop(self):
+        """Common start of both stops; False when the store was not running."""
         service.Service.stopService(self)
         if self.shutdown_trigger is not None:
             self.reactor.removeSystemEventTrigger(self.shutdown_trigger)
             self.shutdown_trigger = None
         if self._thread is None:
-            return None
+            return False
         # Sessions still live are recorded as ended by the stop (docs/history.md, "Sessions").
         self._queue.append({"event": "_stop", "time": time.time()})
         self.enqueued += 1
         self._stopping = True
+        return True
+
+    def stopService(self):
+        if not self._begin_stop():
+            return None
         self._wake.set()
         thread, self._thread = self._thread, None
         readers, self._readers = self._readers, None
@@ -792,15 +798,8 @@ class ProcessStore(Store):
             self._send()
 
     def stopService(self):
-        service.Service.stopService(self)
-        if self.shutdown_trigger is not None:
-            self.reactor.removeSystemEventTrigger(self.shutdown_trigger)
-            self.shutdown_trigger = None
-        if self._thread is None:
+        if not self._begin_stop():
             return None
-        self._queue.append({"event": "_stop", "time": time.time()})
-        self.enqueued += 1
-        self._stopping = True
         self._thread = None
         if self._flusher is not None and self._flusher.running:
             self._flusher.stop()
