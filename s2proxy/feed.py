@@ -37,7 +37,7 @@ def ended_session_item(event):
     counts = event.get("counts") or {}
     return {"kind": "session", "session_id": event["session_id"], "rm_id": event["rm_id"],
             "cem_id": event["cem_id"], "start_timestamp": None, "end_timestamp": iso(event["time"]),
-            "state": "closed", "end_reason": "disconnected",
+            "state": "closed", "end_reason": event.get("end_reason") or "disconnected",
             "connected": {"RM": False, "CEM": False},
             "counts": {"messages": counts.get("messages", 0), "errors": counts.get("errors", 0),
                        "warnings": counts.get("warnings", 0)},

@@ -261,7 +261,8 @@ class Registry:
             conv.kept_size[dest_role] = 0
         self.conversations.pop((conv.rm_id, conv.cem_id), None)
         self._by_session.pop(conv.session_id, None)
-        ended = make_event("session_ended", conv, undelivered=undelivered, counts=dict(conv.counts))
+        ended = make_event("session_ended", conv, undelivered=undelivered, counts=dict(conv.counts),
+                           end_reason="proxy stopped" if self.stopping else "disconnected")
         if summary_entry is None:
             self._emit(ended)
         else:

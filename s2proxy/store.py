@@ -383,7 +383,8 @@ class Store(service.Service):
             return
         if kind == "session_ended":
             # The registry puts the checker's last summary into the event.
-            event = dict(event, end_reason="proxy stopped" if self.shutting_down else "disconnected")
+            if self.shutting_down:
+                event = dict(event, end_reason="proxy stopped")
         queue = self._queue
         queue.append(event)
         self.enqueued += 1

@@ -454,3 +454,4 @@ class ShutdownTests(unittest.TestCase):
         self.assertIn("shutting down", reason)
         self.assertEqual(len(log.kinds("discarded")), 1)
         self.assertEqual(len(log.kinds("session_ended")), 1)
+        self.assertEqual(log.kinds("session_ended")[0]["end_reason"], "proxy stopped")
