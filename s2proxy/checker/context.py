@@ -90,6 +90,19 @@ class Context:
         elif r.rs_status is None:
             r.on_ok = (r.on_ok or []) + [fn]
 
+    def put(self, mapping, key, value):
+        """mapping[key] = value, undone (the earlier value back) if the message is refused (§4.4)."""
+        old = mapping.get(key)
+        mapping[key] = value
+
+        def undo():
+            if mapping.get(key) is value:
+                if old is None:
+                    mapping.pop(key, None)
+                else:
+                    mapping[key] = old
+        self.on_reject(undo)
+
     def on_reject(self, fn, rec=None):
         """Call fn() when the message (or `rec`) is answered with a non-OK status: undo its effect."""
         r = rec or self.msg

@@ -189,14 +189,7 @@ def storage_status(ctx):
         report(ctx, "R-098", "present_fill_level %r lies outside the storage fill_level_range %r..%r (the RM may "
                    "then ignore instructions without abnormal_condition)" % ((level,) + storage),
                    path="present_fill_level")
-    old = st.extra.get("fill")
-    new = (level,)
-    st.extra["fill"] = new
-
-    def undo():
-        if st.extra.get("fill") is new:
-            st.extra["fill"] = old
-    ctx.on_reject(undo)
+    ctx.put(st.extra, "fill", (level,))
 
 
 @on("FRBC.LeakageBehaviour", rule="R-100", inactive=True)

@@ -449,17 +449,7 @@ def register(kind):
                                severity="warning", path="previous_operation_mode_id")
                     elif ts is not None:
                         _started_timers(st, scope, skey, id_key(prev_id), akey, parse_time(ts), ctx.now)
-        old = st.status.get(skey)
-        new = Status(ctx.msg, akey, same(active_id, akey), f, ctx.now)
-        st.status[skey] = new
-
-        def undo():
-            if st.status.get(skey) is new:
-                if old is None:
-                    del st.status[skey]
-                else:
-                    st.status[skey] = old
-        ctx.on_reject(undo)
+        ctx.put(st.status, skey, Status(ctx.msg, akey, same(active_id, akey), f, ctx.now))
 
     @on(kind.timer, rule="R-084", inactive=True)
     def timer_status(ctx):

@@ -109,17 +109,7 @@ def power_constraints(ctx):
     entry = ctx.add_revocable("PEBC.PowerConstraints", obj.get("id"), obj, alias=True)
     c = Constraints(ctx.msg, obj, entry, vf, vu)
     c.ranges = ranges
-    key = id_key(obj.get("id"))
-    old = st["constraints"].get(key)
-    st["constraints"][key] = c
-
-    def undo():
-        if st["constraints"].get(key) is c:
-            if old is None:
-                del st["constraints"][key]
-            else:
-                st["constraints"][key] = old
-    ctx.on_reject(undo)
+    ctx.put(st["constraints"], id_key(obj.get("id")), c)
 
 
 @on("PEBC.EnergyConstraint", rule="R-115", inactive=True)
@@ -138,18 +128,7 @@ def energy_constraint(ctx):
         return
     st = pstate(ctx.activation)
     entry = ctx.add_revocable("PEBC.EnergyConstraint", obj.get("id"), obj, alias=True)
-    key = id_key(obj.get("id"))
-    item = (ctx.msg, obj, entry, vf, vu)
-    old = st["energy"].get(key)
-    st["energy"][key] = item
-
-    def undo():
-        if st["energy"].get(key) is item:
-            if old is None:
-                del st["energy"][key]
-            else:
-                st["energy"][key] = old
-    ctx.on_reject(undo)
+    ctx.put(st["energy"], id_key(obj.get("id")), (ctx.msg, obj, entry, vf, vu))
 
 
 def _envelope_ids(ctx, envelopes):

@@ -102,17 +102,7 @@ def definition(ctx):
         return
     st = pstate(ctx.activation)
     prof.entry = ctx.add_revocable("PPBC.PowerProfileDefinition", obj.get("id"), obj, alias=True)
-    key = id_key(obj.get("id"))
-    old = st["profiles"].get(key)
-    st["profiles"][key] = prof
-
-    def undo():
-        if st["profiles"].get(key) is prof:
-            if old is None:
-                del st["profiles"][key]
-            else:
-                st["profiles"][key] = old
-    ctx.on_reject(undo)
+    ctx.put(st["profiles"], id_key(obj.get("id")), prof)
 
 
 def _fmt(s):
