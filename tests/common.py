@@ -1,7 +1,9 @@
 """Helpers for tests that run the daemon's service on loopback and talk to it as devices do."""
 
 import json
+import signal
 import socket
+import subprocess
 
 from autobahn.twisted.websocket import WebSocketClientFactory, WebSocketClientProtocol, connectWS
 from twisted.internet import defer, reactor, task
@@ -155,3 +157,14 @@ def free_port():
     port = s.getsockname()[1]
     s.close()
     return port
+
+
+def stop_process(process, timeout=20):
+    """SIGTERM a daemon subprocess (twistd stops cleanly on it); kill it if it does not stop."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

@@ -27,7 +27,6 @@ import collections
 import json
 import os
 import re
-import signal
 import subprocess
 import tempfile
 import time
@@ -39,6 +38,7 @@ from twisted.logger import LogLevel, globalLogPublisher
 from twisted.trial import unittest
 
 from tests.common import device_url, start_proxy
+from tests.common import stop_process
 from tests.test_twistd import child_env, free_port, twistd_command, wait_for_port
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -460,12 +460,4 @@ class TwistdTests(ConversationMixin, unittest.TestCase):
                 raise AssertionError("the session did not end within %.0f s" % timeout)
             time.sleep(0.2)
 
-    @staticmethod
-    def stop(process):
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+    stop = staticmethod(stop_process)

@@ -13,7 +13,7 @@ from twisted.python import usage
 from twisted.trial import unittest
 
 from s2proxy import tap
-from tests.common import free_port  # noqa: F401 (imported from here by other tests)
+from tests.common import free_port, stop_process  # noqa: F401 (free_port: imported from here by other tests)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -159,13 +159,7 @@ class ProcessTests(unittest.TestCase):
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
         def stop():
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-                try:
-                    process.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
+            stop_process(process)
             process.stdout.close()
         self.addCleanup(stop)
 
