@@ -14,7 +14,6 @@ costs per message in ``make bench``.
 import argparse
 import json
 import os
-import statistics
 import sys
 import time
 

@@ -16,7 +16,7 @@ import uuid
 from collections import deque
 
 from s2proxy import logs
-from s2proxy.events import make_event, next_seq
+from s2proxy.events import make_event
 
 _log = logs.make_logger("s2proxy.registry")
 
@@ -420,7 +420,7 @@ class Registry:
         entry = self._reserve()
         seq = event["seq"]
         token = conv.token if feed else None
-        self._analysing[id(event)] = []
+        self._analysing[id(event)] = ()     # a list only once somebody waits (event_published)
 
         def analysed(result, analysis):
             late = None
@@ -444,7 +444,7 @@ class Registry:
                     event["findings"] = own
                     _count_findings(conv, own)
             self._complete(entry, [event] + late if late else event)
-            for waiter in self._analysing.pop(id(event), ()):
+            for waiter in self._analysing.pop(id(event), None) or ():
                 waiter.callback(event)
         analyzer.submit(("msg", token, event["origin"], payload, binary, self.now(), seq,
                          token is not None), analysed)
@@ -452,11 +452,11 @@ class Registry:
     def event_published(self, event):
         """A Deferred that fires with the message ``event`` once its analysis is in it."""
         from twisted.internet import defer
-        waiters = self._analysing.get(id(event))
-        if waiters is None:
+        key = id(event)
+        if key not in self._analysing:
             return defer.succeed(event)
         d = defer.Deferred()
-        waiters.append(d)
+        self._analysing[key] = self._analysing[key] + (d,)
         return d
 
     def _deliver_kept(self, conv, dest_role):

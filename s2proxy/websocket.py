@@ -5,6 +5,7 @@ conversations); they know nothing about S2 itself. The same :class:`DeviceSide` 
 inbound server protocol here and the outbound client protocol of the connectors.
 """
 
+import json
 import re
 from collections import deque
 
@@ -296,7 +297,6 @@ class DeviceSocketResource(WebSocketResource):
         except BadDevicePath as e:
             request.setResponseCode(e.status)
             request.setHeader(b"content-type", b"application/json")
-            import json
             return json.dumps({"error": e.text}).encode("utf-8")
         return WebSocketResource.render(self, request)
 

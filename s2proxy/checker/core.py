@@ -46,7 +46,7 @@ from .catalog import (INSTRUCTION_TYPES, INTERN, MESSAGE_TYPES, HANDSHAKES, cont
 from .config import CheckerConfig
 from .context import Context
 from .ids import NIL_UUID, format_time, id_key
-from .state import SMALL, Activation, Record, SwitchWindow, fifo_add
+from .state import SMALL, Activation, Record, fifo_add
 
 _log = logging.getLogger(__name__)
 _UNREAD_MAX = 256       # unreadable frames remembered per side for nil-subject matching
