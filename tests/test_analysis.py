@@ -137,3 +137,19 @@ class InlineCoreTests(unittest.SynchronousTestCase):
         self.assertIsInstance(summary, dict)
         self.assertIsNone(results[4])  # finished: the checker is gone
         self.assertEqual(raw_of({"message": "x"}), "x")
+
+
+class WorkerInjectTests(unittest.TestCase):
+
+    @defer.inlineCallbacks
+    def test_injected_event_waits_for_its_analysis(self):
+        proxy = start_proxy(self, analysis_workers=1)
+        rm = yield connect_device(self, device_url(proxy, "RM", "rm-i", "cem-i"))
+        yield connect_device(self, device_url(proxy, "CEM", "rm-i", "cem-i"))
+        conv, event = proxy.registry.inject("cem-i", "rm-i", b"not json")
+        self.assertEqual(event["format_findings"], [])      # not analysed yet: the worker has it
+        published = yield proxy.registry.event_published(event)
+        self.assertIs(published, event)
+        self.assertEqual([f["rule"] for f in event["format_findings"]], ["R-002"])
+        yield rm.wait_for(1)
+        self.assertEqual(rm.texts(), ["not json"])
